@@ -1,0 +1,140 @@
+"""Bytes to event and back: the one decoder every path (Kafka, HTTP, CLI) uses.
+
+``decode_event`` never raises for bad input: every byte string maps to exactly one
+``Accepted`` or ``Rejected`` outcome, and a rejection carries a machine-readable reason.
+JSON numbers are parsed as ``Decimal`` so amounts are read exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from contracts.events import EVENT_MODELS, SCHEMA_VERSION, EventType
+from contracts.keys import AnyEvent
+
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest accepted message, in bytes (DESIGN section 3)."""
+
+
+class RejectReason(StrEnum):
+    """Why a message was refused. These codes are part of the DLQ contract."""
+
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    UNKNOWN_TYPE = "unknown_type"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TYPE_MISMATCH = "type_mismatch"
+    SCHEMA = "schema"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One schema violation: where (dotted path), what kind (pydantic's type) and a message."""
+
+    loc: str
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: AnyEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: RejectReason
+    detail: str
+    errors: tuple[FieldError, ...] = ()
+
+
+DecodeResult = Accepted | Rejected
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
+    return tuple(
+        FieldError(
+            loc=".".join(str(part) for part in error["loc"]),
+            type=error["type"],
+            message=error["msg"],
+        )
+        for error in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def _check_envelope(obj: dict[str, Any], expected_type: EventType | None) -> Rejected | EventType:
+    raw_type = obj.get("type")
+    if raw_type is None:
+        missing = FieldError(loc="type", type="missing", message="Field required")
+        return Rejected(RejectReason.SCHEMA, "the envelope has no 'type'", (missing,))
+    try:
+        event_type = EventType(raw_type)
+    except ValueError:
+        known = ", ".join(t.value for t in EventType)
+        return Rejected(RejectReason.UNKNOWN_TYPE, f"type {raw_type!r} is not one of: {known}")
+    if expected_type is not None and event_type is not expected_type:
+        return Rejected(
+            RejectReason.TYPE_MISMATCH,
+            f"a {event_type.value!r} event on the {expected_type.value!r} topic",
+        )
+    version = obj.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:
+        return Rejected(
+            RejectReason.UNSUPPORTED_VERSION,
+            f"schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
+        )
+    return event_type
+
+
+def decode_event(
+    raw: bytes,
+    *,
+    expected_type: EventType | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> DecodeResult:
+    """Validate and normalise one message.
+
+    ``expected_type`` is the type the message's topic carries; an event of another type is
+    rejected (``type_mismatch``) rather than re-routed. Never raises for any input bytes.
+    """
+    if len(raw) > max_bytes:
+        return Rejected(
+            RejectReason.TOO_LARGE, f"message is {len(raw)} bytes; the limit is {max_bytes}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(RejectReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        obj = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        return Rejected(RejectReason.NOT_JSON, f"not JSON: {exc}"[:300])
+    if not isinstance(obj, dict):
+        return Rejected(RejectReason.NOT_OBJECT, f"a JSON {type(obj).__name__}, not an object")
+    checked = _check_envelope(obj, expected_type)
+    if isinstance(checked, Rejected):
+        return checked
+    try:
+        event = EVENT_MODELS[checked].model_validate(obj)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        summary = "; ".join(f"{e.loc}: {e.message}" for e in errors[:3])
+        return Rejected(RejectReason.SCHEMA, summary[:500], errors)
+    return Accepted(event)
+
+
+def encode_event(event: AnyEvent) -> bytes:
+    """The canonical JSON form of ``event``: amounts as decimal strings, timestamps in UTC."""
+    return event.model_dump_json().encode("utf-8")

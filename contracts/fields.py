@@ -1,0 +1,158 @@
+"""Field types shared by every event shape.
+
+Counts and flags are strict (``"12"`` is not an integer, ``"true"`` not a boolean); amounts are
+exact decimals read from JSON numbers or decimal strings; dates and timestamps must be ISO 8601
+strings. Strings are trimmed and codes normalised, so a canonical event is comparable byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_ALPHA2 = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def _require_string(value: Any) -> Any:
+    """Refuse numbers and other non-strings before pydantic's lenient date parsing sees them."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 string")
+    return value
+
+
+def _parse_calendar_date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
+        raise ValueError("must be a date string YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"impossible date: {exc}") from None
+
+
+def _parse_month(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a month string YYYY-MM")
+    match = _MONTH.fullmatch(value.strip())
+    if match is None or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError("must be a month string YYYY-MM with a month from 01 to 12")
+    return value.strip()
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _country_code(value: str) -> str:
+    code = value.upper()
+    if code not in _ALPHA2:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _amount_from_json(value: Any) -> Any:
+    """Amounts arrive as JSON numbers (already ``Decimal`` via the decoder) or decimal strings."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("must be a JSON number or a decimal string")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _DECIMAL_TEXT.fullmatch(text):
+            raise ValueError("a decimal string must look like 123 or 123.45")
+        return text
+    return value
+
+
+def _decimal_to_json(value: Decimal) -> str:
+    # Serialised as a decimal string so that no consumer has to go through a float.
+    return format(value, "f")
+
+
+Identifier = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"),
+]
+"""An id from an upstream system: letters, digits and ``. _ : -``; never ``/``, which keys use."""
+
+SourceName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+Text = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+SnakeCode = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$"),
+    AfterValidator(str.lower),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}
+    ),
+]
+"""A snake_case code such as ``wheat_flour``; upper-case letters are folded to lower case."""
+
+CountryCode = Annotated[
+    StrictStr,
+    AfterValidator(_country_code),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+]
+"""ISO 3166-1 alpha-2, normalised to upper case (``kz`` becomes ``KZ``)."""
+
+Count = Annotated[StrictInt, Field(ge=0, le=10_000_000)]
+SignedCount = Annotated[StrictInt, Field(ge=-10_000_000, le=10_000_000)]
+Flag = StrictBool
+
+_DecimalBase = Annotated[
+    Decimal,
+    BeforeValidator(_amount_from_json),
+    Field(allow_inf_nan=False, max_digits=24, decimal_places=6),
+    PlainSerializer(_decimal_to_json, return_type=str, when_used="json"),
+]
+_DECIMAL_STRING = f"^{_DECIMAL_TEXT.pattern}$"
+Amount = Annotated[
+    _DecimalBase,
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DECIMAL_STRING},
+            ],
+            "description": "Exact decimal, at most 6 decimal places: a JSON number or a string.",
+        }
+    ),
+]
+"""A non-negative exact amount (USD, tonnes), at most 6 decimal places."""
+PositiveAmount = Annotated[
+    _DecimalBase,
+    Field(gt=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": _DECIMAL_STRING},
+            ],
+            "description": "Exact decimal > 0, at most 6 decimal places: a JSON number or a string.",
+        }
+    ),
+]
+
+CalendarDate = Annotated[date, BeforeValidator(_parse_calendar_date)]
+Month = Annotated[str, BeforeValidator(_parse_month)]
+"""A calendar month ``YYYY-MM``."""
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_string), AfterValidator(_to_utc)]
+"""An RFC 3339 timestamp with an offset, normalised to UTC."""

@@ -1,0 +1,77 @@
+"""Values of the topics downstream of ingest: DLQ records, KPI snapshots, alert transitions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StrictInt, StrictStr
+
+from contracts.codec import RejectReason
+from contracts.events import Contract
+from contracts.fields import Timestamp
+
+DLQ_HEADER_REASON = "x-roadmap-reason"
+DLQ_HEADER_SOURCE_TOPIC = "x-roadmap-source-topic"
+DLQ_HEADER_SOURCE_PARTITION = "x-roadmap-source-partition"
+DLQ_HEADER_SOURCE_OFFSET = "x-roadmap-source-offset"
+
+
+class DlqFieldError(Contract):
+    loc: StrictStr
+    type: StrictStr
+    message: StrictStr
+
+
+class DlqRecord(Contract):
+    """A message ingest could not accept, with why, where it came from, and its original bytes."""
+
+    reason: RejectReason
+    detail: StrictStr
+    errors: list[DlqFieldError] = Field(default_factory=list)
+    source_topic: StrictStr
+    source_partition: StrictInt | None = Field(default=None, description="None for HTTP")
+    source_offset: StrictInt | None = Field(default=None, description="None for HTTP")
+    rejected_at: Timestamp
+    original_base64: StrictStr = Field(description="The message exactly as received, base64")
+
+
+class KpiSnapshot(Contract):
+    """One indicator's state at an evaluation time, published when it changes (and periodically)."""
+
+    roadmap: StrictStr
+    indicator: StrictStr
+    value: Decimal
+    expected: Decimal
+    target: Decimal
+    components: dict[str, Decimal] = Field(
+        default_factory=dict, description="Additive parts (sums, counts) the value is computed from"
+    )
+    evaluated_at: Timestamp
+    last_event_at: Timestamp | None = None
+
+
+class AlertState(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class AlertName(StrEnum):
+    TARGET_BEHIND = "RoadmapTargetBehind"
+    DEADLINE_MISSED = "RoadmapDeadlineMissed"
+    INDICATOR_STALE = "RoadmapIndicatorStale"
+    PIPELINE_REJECTING = "RoadmapPipelineRejecting"
+
+
+class AlertTransition(Contract):
+    """An alert entering a state. Identity is ``labels``; values go in ``annotations``."""
+
+    alertname: AlertName
+    state: AlertState
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    since: Timestamp
+    at: Timestamp
+    dedup_key: Annotated[StrictStr, Field(min_length=1, max_length=200)]

@@ -1,0 +1,127 @@
+"""Every Kafka topic of the product: name, key, value shape, who produces and who consumes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from contracts.events import (
+    Event,
+    EventType,
+    HiringReportEvent,
+    ProjectMilestoneEvent,
+    TradeShipmentEvent,
+)
+from contracts.records import AlertTransition, DlqRecord, KpiSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic. ``value`` is the pydantic model (or annotated union) of its messages."""
+
+    name: str
+    key: str
+    value: Any
+    producer: str
+    consumers: tuple[str, ...]
+    description: str
+    event_type: EventType | None = None
+    compacted: bool = False
+
+    def value_schema(self) -> dict[str, Any]:
+        """JSON Schema of the message value."""
+        if isinstance(self.value, type) and issubclass(self.value, BaseModel):
+            return self.value.model_json_schema()
+        return TypeAdapter(self.value).json_schema()
+
+
+UPSTREAM = "upstream"
+INGEST = "ingest"
+METRICS = "metrics"
+ALERTS = "alerts"
+
+TRADE_SHIPMENTS = TopicSpec(
+    name="roadmap.trade.shipments",
+    key="shipment_id (any key is accepted; ingest re-keys)",
+    value=TradeShipmentEvent,
+    producer=UPSTREAM,
+    consumers=(INGEST,),
+    description="Shipments reported by customs and freight systems.",
+    event_type=EventType.TRADE_SHIPMENT,
+)
+PROJECT_MILESTONES = TopicSpec(
+    name="roadmap.projects.milestones",
+    key="project_id (any key is accepted; ingest re-keys)",
+    value=ProjectMilestoneEvent,
+    producer=UPSTREAM,
+    consumers=(INGEST,),
+    description="Project stages reported by the project office.",
+    event_type=EventType.PROJECT_MILESTONE,
+)
+HIRING_REPORTS = TopicSpec(
+    name="roadmap.hiring.reports",
+    key="project_id/period (any key is accepted; ingest re-keys)",
+    value=HiringReportEvent,
+    producer=UPSTREAM,
+    consumers=(INGEST,),
+    description="Monthly net hiring reported by employment agencies.",
+    event_type=EventType.HIRING_REPORT,
+)
+CANONICAL_EVENTS = TopicSpec(
+    name="roadmap.events.v1",
+    key="natural key: type/id[/period] (contracts.keys.message_key)",
+    value=Event,
+    producer=INGEST,
+    consumers=(METRICS,),
+    description="Validated, normalised events; replaying it rebuilds every indicator.",
+    compacted=True,
+)
+DEAD_LETTERS = TopicSpec(
+    name="roadmap.events.dlq",
+    key="the original message's key",
+    value=DlqRecord,
+    producer=INGEST,
+    consumers=(ALERTS,),
+    description="Rejected messages with the reason and the original bytes.",
+)
+KPI_SNAPSHOTS = TopicSpec(
+    name="roadmap.kpi.v1",
+    key="indicator id",
+    value=KpiSnapshot,
+    producer=METRICS,
+    consumers=(ALERTS,),
+    description="Indicator values against expected and target, when they change.",
+    compacted=True,
+)
+ALERT_TRANSITIONS = TopicSpec(
+    name="roadmap.alerts.v1",
+    key="alert dedup key",
+    value=AlertTransition,
+    producer=ALERTS,
+    consumers=(ALERTS,),
+    description="Every alert state change; delivery to receivers consumes it.",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TRADE_SHIPMENTS,
+    PROJECT_MILESTONES,
+    HIRING_REPORTS,
+    CANONICAL_EVENTS,
+    DEAD_LETTERS,
+    KPI_SNAPSHOTS,
+    ALERT_TRANSITIONS,
+)
+
+UPSTREAM_TOPIC_BY_TYPE: dict[EventType, TopicSpec] = {
+    spec.event_type: spec for spec in TOPICS if spec.event_type is not None
+}
+
+
+def topic(name: str) -> TopicSpec:
+    """The spec of the topic called ``name``; ``KeyError`` if the product has no such topic."""
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
