@@ -9,9 +9,9 @@ a canonical event is the validated, normalised form of an upstream one.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from contracts.fields import (
     Amount,
@@ -114,9 +114,16 @@ class HiringReport(Contract):
     reported_on: CalendarDate
 
 
+def _integer_only(value: Any) -> Any:
+    # Literal[1] alone would let true and 1.0 through: versions are integers.
+    if type(value) is not int:
+        raise ValueError("schema_version must be an integer")
+    return value
+
+
 class _Envelope(Contract):
     event_id: Identifier
-    schema_version: Literal[1]
+    schema_version: Annotated[Literal[1], BeforeValidator(_integer_only)]
     occurred_at: Timestamp
     source: SourceName
 

@@ -1,0 +1,1 @@
+"""The roadmap monitor's services (ingest, metrics, alerts) and their shared plumbing."""

@@ -1,0 +1,1 @@
+"""The ``roadmap-monitor`` sub-commands, one module each."""

@@ -1,0 +1,54 @@
+"""Create the product's topics at start-up with the configured partitions (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from contracts.topics import TopicSpec
+from services.common.config import KafkaSettings
+from services.common.kafka import client_options
+
+log = logging.getLogger(__name__)
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def _new_topic(spec: TopicSpec, settings: KafkaSettings) -> NewTopic:
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    return NewTopic(
+        name=spec.name,
+        num_partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        topic_configs=configs,
+    )
+
+
+async def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], *, names: dict[str, str] | None = None
+) -> list[str]:
+    """Create each topic that does not exist yet; return the names created.
+
+    ``names`` renames topics (spec name to actual name), for tests that need unique topics.
+    Raises ``RuntimeError`` naming the topic when the broker refuses for another reason.
+    """
+    renamed = names or {}
+    wanted = [_new_topic(spec, settings) for spec in specs]
+    for topic in wanted:
+        topic.name = renamed.get(topic.name, topic.name)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        response = await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+    created = []
+    for name, code, message in (error[:3] for error in response.topic_errors):
+        if code == 0:
+            created.append(name)
+            log.info("topic created", extra={"topic": name})
+        elif code != _TOPIC_ALREADY_EXISTS:
+            raise RuntimeError(f"cannot create topic {name}: error {code} {message or ''}".strip())
+    return created

@@ -1,0 +1,49 @@
+"""Test tiers: every test lives in ``tests/<tier>/`` and carries that tier's marker.
+
+Select a tier with ``-m unit`` (or ``service``, ``connected``, ``e2e``). The run ends with one
+line per tier so a reader sees what was exercised.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+TIERS = ("unit", "service", "connected", "e2e")
+_TESTS_DIR = Path(__file__).parent
+_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+def _tier_of(item: pytest.Item) -> str:
+    relative = Path(str(item.path)).relative_to(_TESTS_DIR)
+    tier = relative.parts[0]
+    if tier not in TIERS:
+        raise pytest.UsageError(f"{item.nodeid}: tests must live in tests/<tier>/, tier in {TIERS}")
+    return tier
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(getattr(pytest.mark, _tier_of(item)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        tier = next((t for t in TIERS if report.nodeid.startswith(f"tests/{t}/")), "other")
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed"
+        _outcomes[(tier, outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _outcomes:
+        return
+    terminalreporter.section("tests by tier")
+    for tier in TIERS:
+        counts = {outcome: n for (t, outcome), n in _outcomes.items() if t == tier}
+        if counts:
+            detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            terminalreporter.write_line(f"{tier}: {detail}")
