@@ -149,7 +149,9 @@ Event = Annotated[
 ]
 """Any upstream or canonical event; ``type`` selects the shape."""
 
-EVENT_MODELS: dict[EventType, type[TradeShipmentEvent | ProjectMilestoneEvent | HiringReportEvent]] = {
+EVENT_MODELS: dict[
+    EventType, type[TradeShipmentEvent | ProjectMilestoneEvent | HiringReportEvent]
+] = {
     EventType.TRADE_SHIPMENT: TradeShipmentEvent,
     EventType.PROJECT_MILESTONE: ProjectMilestoneEvent,
     EventType.HIRING_REPORT: HiringReportEvent,

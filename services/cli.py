@@ -21,15 +21,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
-    broker.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT, help="default: %(default)s")
+    broker.add_argument(
+        "--port", type=int, default=DEFAULT_BROKER_PORT, help="default: %(default)s"
+    )
     broker.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
 
     validate = commands.add_parser(
-        "validate", help="check a roadmap file, or events (--events FILE.ndjson), against the contracts"
+        "validate",
+        help="check a roadmap file, or events (--events FILE.ndjson), against the contracts",
     )
     target = validate.add_mutually_exclusive_group(required=True)
     target.add_argument("file", nargs="?", type=Path, help="roadmap file, e.g. deploy/roadmap.yaml")
-    target.add_argument("--events", type=Path, metavar="FILE.ndjson", help="one JSON event per line")
+    target.add_argument(
+        "--events", type=Path, metavar="FILE.ndjson", help="one JSON event per line"
+    )
 
     commands.add_parser("dev", help="run the whole system locally (embedded broker and services)")
     return parser

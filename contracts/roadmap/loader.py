@@ -29,8 +29,12 @@ class RoadmapFileError(ValueError):
     def __init__(self, path: Path, problems: list[Problem]) -> None:
         self.path = path
         self.problems = problems
-        lines = [f"{path}:{p.line}: {p.field}: {p.message}" if p.field else f"{path}:{p.line}: {p.message}"
-                 for p in problems]
+        lines = [
+            f"{path}:{p.line}: {p.field}: {p.message}"
+            if p.field
+            else f"{path}:{p.line}: {p.message}"
+            for p in problems
+        ]
         super().__init__("invalid roadmap file\n" + "\n".join(lines))
 
 
@@ -44,7 +48,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
         key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]})",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node)
@@ -86,7 +93,11 @@ def _describe(found: str, data: Any) -> str:
         return found
     index = int(found[len("indicators[") : found.index("]")])
     indicators = data.get("indicators")
-    if isinstance(indicators, list) and index < len(indicators) and isinstance(indicators[index], dict):
+    if (
+        isinstance(indicators, list)
+        and index < len(indicators)
+        and isinstance(indicators[index], dict)
+    ):
         ident = indicators[index].get("id")
         if isinstance(ident, str):
             return found.replace(f"indicators[{index}]", f"indicators[{index}]({ident})", 1)
@@ -101,9 +112,13 @@ def parse_roadmap(text: str, path: Path) -> RoadmapFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise RoadmapFileError(path, [Problem(line, "", f"not valid YAML: {exc.problem}")]) from None
+        raise RoadmapFileError(
+            path, [Problem(line, "", f"not valid YAML: {exc.problem}")]
+        ) from None
     if node is None or not isinstance(data, dict):
-        raise RoadmapFileError(path, [Problem(1, "", "the file must hold a mapping with 'indicators'")])
+        raise RoadmapFileError(
+            path, [Problem(1, "", "the file must hold a mapping with 'indicators'")]
+        )
     lines: dict[Path_, int] = {}
     _index_lines(node, (), lines)
     try:
@@ -114,7 +129,9 @@ def parse_roadmap(text: str, path: Path) -> RoadmapFile:
             line, found = _locate(error["loc"], lines)
             missing = error["type"] == "missing"
             name = str(error["loc"][-1]) if missing else ""
-            message = f"{name!r} is required" if missing else error["msg"].removeprefix("Value error, ")
+            message = (
+                f"{name!r} is required" if missing else error["msg"].removeprefix("Value error, ")
+            )
             if missing:
                 found = f"{found}.{name}" if found else name
             problems.append(Problem(line, _describe(found, data), message))

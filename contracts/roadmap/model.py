@@ -227,7 +227,9 @@ class CheckpointTrajectory(RoadmapModel):
     def _ordered(cls, value: list[Checkpoint]) -> list[Checkpoint]:
         for earlier, later in zip(value, value[1:], strict=False):
             if later.date <= earlier.date:
-                raise ValueError(f"checkpoint dates must increase: {later.date} after {earlier.date}")
+                raise ValueError(
+                    f"checkpoint dates must increase: {later.date} after {earlier.date}"
+                )
             if later.progress < earlier.progress:
                 raise ValueError(f"progress must not go down: {later.progress} on {later.date}")
         return value

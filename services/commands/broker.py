@@ -12,10 +12,12 @@ from services.common.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 def run_broker(host: str, port: int) -> int:
     """Start Tansu on ``host:port``, report readiness, and stop it on SIGINT/SIGTERM."""
     broker = EmbeddedBroker(port, host=host)
+    stopping: list[int] = []
 
     def _stop(signum: int, _: FrameType | None) -> None:
-        sys.stderr.write(f"received {signal.Signals(signum).name}, stopping the broker\n")
-        broker.stop()
+        # Only signal the child here; the main thread's wait() sees it exit and cleans up.
+        stopping.append(signum)
+        broker.request_stop()
 
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -30,12 +32,12 @@ def run_broker(host: str, port: int) -> int:
             "  stop with Ctrl-C\n"
         )
         sys.stdout.flush()
-        try:
-            code = broker.wait()
-        except EmbeddedBrokerError:  # stopped by a signal while waiting
+        code = broker.wait()
+        if stopping:
+            sys.stderr.write(f"received {signal.Signals(stopping[0]).name}, broker stopped\n")
             return 0
         sys.stderr.write(f"the broker exited on its own with code {code}\n")
-        return 1 if code else 0
+        return 1
     finally:
         broker.stop()
         for signum, handler in previous.items():

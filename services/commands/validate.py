@@ -19,7 +19,9 @@ def validate_roadmap(path: Path, out: TextIO, err: TextIO) -> int:
     except RoadmapFileError as exc:
         err.write(f"{exc}\n")
         return EXIT_INVALID
-    out.write(f"{path}: valid roadmap {roadmap.roadmap!r} with {len(roadmap.indicators)} indicators\n")
+    out.write(
+        f"{path}: valid roadmap {roadmap.roadmap!r} with {len(roadmap.indicators)} indicators\n"
+    )
     for indicator in roadmap.indicators:
         out.write(
             f"  {indicator.id}: target {indicator.target} {indicator.unit} by {indicator.deadline}\n"

@@ -60,7 +60,11 @@ class KafkaSettings(BaseSettings):
         if not self.security_protocol.startswith("SASL"):
             return BaseSecurity(ssl_context=context, use_ssl=use_ssl) if use_ssl else None
         assert self.sasl_username is not None and self.sasl_password is not None
-        sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+        sasl = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }
         return sasl[self.sasl_mechanism](
             self.sasl_username,
             self.sasl_password.get_secret_value(),

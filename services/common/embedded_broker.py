@@ -117,16 +117,26 @@ class EmbeddedBroker:
     def start(self) -> str:
         """Start the broker and wait until it answers; return its bootstrap address."""
         if kafka_answers(self.host, self.port, timeout=0.5):
-            raise EmbeddedBrokerError(f"something already answers Kafka on {self.bootstrap_servers}")
+            raise EmbeddedBrokerError(
+                f"something already answers Kafka on {self.bootstrap_servers}"
+            )
         url = f"tcp://{self.bootstrap_servers}"
-        command = [resolve_tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        command = [
+            resolve_tansu(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ]
         if self.log_path is not None:
             self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             command,
             stdin=subprocess.DEVNULL,
-            stdout=self._log if self._log is not None else None,
-            stderr=subprocess.STDOUT if self._log is not None else None,
+            # The broker's own chatter is diagnostics: to the log file, else to our stderr.
+            stdout=self._log if self._log is not None else sys.stderr.fileno(),
+            stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
@@ -158,6 +168,11 @@ class EmbeddedBroker:
                 process.wait()
         self._close_log()
         return process.returncode
+
+    def request_stop(self) -> None:
+        """Ask the broker to exit (SIGTERM) without waiting: safe inside a signal handler."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
 
     def wait(self) -> int:
         """Block until the broker exits; return its exit code."""
