@@ -98,7 +98,7 @@ def _check_envelope(obj: dict[str, Any], expected_type: EventType | None) -> Rej
     return event_type
 
 
-def decode_event(
+def decode_event(  # noqa: PLR0911 - one return per outcome reads best here
     raw: bytes,
     *,
     expected_type: EventType | None = None,

@@ -71,7 +71,7 @@ def _country_code(value: str) -> str:
 
 def _amount_from_json(value: Any) -> Any:
     """Amounts arrive as JSON numbers (already ``Decimal`` via the decoder) or decimal strings."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be a JSON number or a decimal string")
     if isinstance(value, str):
         text = value.strip()
@@ -145,7 +145,7 @@ PositiveAmount = Annotated[
                 {"type": "number", "exclusiveMinimum": 0},
                 {"type": "string", "pattern": _DECIMAL_STRING},
             ],
-            "description": "Exact decimal > 0, at most 6 decimal places: a JSON number or a string.",
+            "description": "Exact decimal > 0, at most 6 decimal places: JSON number or string.",
         }
     ),
 ]

@@ -24,7 +24,7 @@ class Problem:
 
 
 class RoadmapFileError(ValueError):
-    """The roadmap file cannot be used. ``str()`` lists every problem as ``file:line: field: message``."""
+    """The roadmap file cannot be used; ``str()`` gives ``file:line: field: ...``."""
 
     def __init__(self, path: Path, problems: list[Problem]) -> None:
         self.path = path

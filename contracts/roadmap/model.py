@@ -13,6 +13,7 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -122,7 +123,8 @@ class Where(RoadmapModel):
     def check_against(self, event_type: EventType) -> None:
         """Raise ``ValueError`` naming the first filter that ``event_type`` cannot satisfy."""
         data_model = EVENT_MODELS[event_type].model_fields["data"].annotation
-        assert isinstance(data_model, type) and issubclass(data_model, BaseModel)
+        assert isinstance(data_model, type)
+        assert issubclass(data_model, BaseModel)
         allowed = FILTER_FIELDS[event_type]
         for name, values in self.fields.items():
             if name not in allowed:
@@ -130,7 +132,9 @@ class Where(RoadmapModel):
                     f"{name!r} cannot filter {event_type.value} events; "
                     f"filterable fields: {', '.join(allowed)}"
                 )
-            checker: TypeAdapter[Any] = TypeAdapter(data_model.model_fields[name].annotation)
+            annotation = data_model.model_fields[name].annotation
+            assert annotation is not None
+            checker: TypeAdapter[Any] = TypeAdapter(annotation)
             for value in values:
                 try:
                     checker.validate_python(value)
@@ -202,7 +206,7 @@ class ShareOf(RoadmapModel):
 
 
 class GrowthOf(RoadmapModel):
-    """Year-over-year growth of a windowed sum: this window over the same one a year earlier, minus 1."""
+    """Year-over-year growth of a windowed sum: this window over a year earlier, minus 1."""
 
     aggregation: Literal["yoy_growth"]
     measure: Measure
@@ -225,7 +229,7 @@ class CheckpointTrajectory(RoadmapModel):
     @field_validator("checkpoints")
     @classmethod
     def _ordered(cls, value: list[Checkpoint]) -> list[Checkpoint]:
-        for earlier, later in zip(value, value[1:], strict=False):
+        for earlier, later in pairwise(value):
             if later.date <= earlier.date:
                 raise ValueError(
                     f"checkpoint dates must increase: {later.date} after {earlier.date}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 from contracts.roadmap.model import CheckpointTrajectory, Indicator
 
@@ -24,7 +25,7 @@ def _share_between(at: datetime, begin: datetime, end: datetime) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class TargetTrajectory:
-    """The path from ``baseline`` at the start of ``start`` to ``target`` at the end of ``deadline``."""
+    """The path from ``baseline`` (start of ``start``) to ``target`` (end of ``deadline``)."""
 
     indicator: Indicator
 
@@ -50,7 +51,7 @@ class TargetTrajectory:
         points = [(begin, Decimal(0))]
         points += [(_start_of(c.date), c.progress) for c in trajectory.checkpoints]
         points.append((end, Decimal(1)))
-        for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
+        for (t0, p0), (t1, p1) in pairwise(points):
             if t0 <= at < t1:
                 return p0 + (p1 - p0) * _share_between(at, t0, t1)
         return Decimal(1)

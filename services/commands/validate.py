@@ -24,13 +24,14 @@ def validate_roadmap(path: Path, out: TextIO, err: TextIO) -> int:
     )
     for indicator in roadmap.indicators:
         out.write(
-            f"  {indicator.id}: target {indicator.target} {indicator.unit} by {indicator.deadline}\n"
+            f"  {indicator.id}: target {indicator.target} {indicator.unit}"
+            f" by {indicator.deadline}\n"
         )
     return EXIT_OK
 
 
 def validate_events(path: Path, out: TextIO, err: TextIO) -> int:
-    """Check each non-blank line of an NDJSON file; exit 2 naming each bad line's number and reason."""
+    """Check each non-blank NDJSON line; exit 2 naming each bad line's number and reason."""
     try:
         handle = path.open("rb")
     except OSError as exc:

@@ -1,1 +1,1 @@
-"""Plumbing shared by every service: settings, Kafka clients, topics, HTTP health, logging, run loop."""
+"""Plumbing shared by every service: settings, Kafka, topics, HTTP health, logging, run loop."""

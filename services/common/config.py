@@ -59,7 +59,8 @@ class KafkaSettings(BaseSettings):
         context = self._ssl_context() if use_ssl else None
         if not self.security_protocol.startswith("SASL"):
             return BaseSecurity(ssl_context=context, use_ssl=use_ssl) if use_ssl else None
-        assert self.sasl_username is not None and self.sasl_password is not None
+        assert self.sasl_username is not None
+        assert self.sasl_password is not None
         sasl = {
             "PLAIN": SASLPlaintext,
             "SCRAM-SHA-256": SASLScram256,

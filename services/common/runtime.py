@@ -1,4 +1,4 @@
-"""Run one service: HTTP first, then topics and broker, then wait for SIGTERM/SIGINT and stop in order.
+"""Run one service: HTTP, then topics and broker; on SIGTERM/SIGINT stop in order.
 
 The HTTP endpoints come up before Kafka so that ``/healthz`` answers and ``/readyz`` can say
 "not ready" while the broker is unreachable; connecting is retried with backoff until it works
@@ -89,7 +89,7 @@ async def _connect(app: ServiceApp, stop: asyncio.Event) -> bool:
 
 
 async def serve(app: ServiceApp, stop: asyncio.Event | None = None) -> None:
-    """Run ``app`` until ``stop`` is set or the process gets SIGTERM/SIGINT, then shut down cleanly."""
+    """Run ``app`` until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down cleanly."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

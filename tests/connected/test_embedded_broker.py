@@ -36,7 +36,7 @@ def _wait_until(condition: object, timeout: float) -> bool:
 
 
 def test_broker_answers_kafka_then_stops_and_frees_its_port(tmp_path: Path) -> None:
-    """start() returns only once ApiVersions is answered; stop() ends the process and frees the port."""
+    """start() returns once ApiVersions is answered; stop() ends the process, freeing the port."""
     broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
     broker.start()
     pid = broker.pid
@@ -64,13 +64,15 @@ def test_broker_is_not_left_behind_when_its_parent_is_killed(tmp_path: Path) -> 
     assert kafka_answers("127.0.0.1", port)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    assert _wait_until(lambda: _gone(broker_pid), timeout=10), f"broker {broker_pid} outlived parent"
+    assert _wait_until(lambda: _gone(broker_pid), timeout=10), (
+        f"broker {broker_pid} outlived parent"
+    )
     assert not kafka_answers("127.0.0.1", port)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_cli_broker_runs_until_signalled(stop_signal: signal.Signals) -> None:
-    """`roadmap-monitor broker --port N` reports readiness, serves Kafka, and exits 0 on a signal."""
+    """`roadmap-monitor broker --port N` reports readiness, serves Kafka, exits 0 on a signal."""
     port = free_port()
     process = subprocess.Popen(
         [CLI, "broker", "--port", str(port)],
@@ -94,7 +96,10 @@ def test_cli_broker_refuses_a_port_already_serving_kafka(tmp_path: Path) -> None
     with EmbeddedBroker(log_path=tmp_path / "tansu.log") as running:
         result = subprocess.run(
             [CLI, "broker", "--port", str(running.port)],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     assert result.returncode == 1
     assert "already answers Kafka" in result.stderr

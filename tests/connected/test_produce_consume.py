@@ -19,7 +19,9 @@ from tests.support.kafka import unique_name
 
 
 async def _committed(settings: KafkaSettings, topic: str, group: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **client_options(settings))
+    consumer = AIOKafkaConsumer(
+        group_id=group, enable_auto_commit=False, **client_options(settings)
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -29,8 +31,14 @@ async def _committed(settings: KafkaSettings, topic: str, group: str) -> dict[in
 
 
 def _spec(name: str) -> TopicSpec:
-    return TopicSpec(name=name, key="test", value=bytes, producer="test", consumers=("test",),
-                     description="test topic")
+    return TopicSpec(
+        name=name,
+        key="test",
+        value=bytes,
+        producer="test",
+        consumers=("test",),
+        description="test topic",
+    )
 
 
 async def test_ensure_topics_creates_with_configured_partitions_once(
@@ -63,10 +71,13 @@ async def test_group_consumes_every_event_and_commits_its_offsets(
     def build_consumer() -> object:
         broker = make_broker(kafka_settings, service="test-consumer")
 
-        @broker.subscriber(topic, group_id=group, auto_offset_reset="earliest",
-                           ack_policy=AckPolicy.ACK)
+        @broker.subscriber(
+            topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK
+        )
         async def collect(message: KafkaMessage) -> None:
-            received.append((message.raw_message.key, message.body))
+            record = message.raw_message
+            assert not isinstance(record, tuple)
+            received.append((record.key, message.body))
             if len(received) >= expected_count:
                 done.set()
 

@@ -28,8 +28,14 @@ def _probe_app(kafka: KafkaSettings, topic: str) -> ServiceApp:
     async def count(_: bytes) -> None:
         seen.inc()
 
-    spec = TopicSpec(name=topic, key="-", value=bytes, producer="test", consumers=("probe",),
-                     description="probe topic")
+    spec = TopicSpec(
+        name=topic,
+        key="-",
+        value=bytes,
+        producer="test",
+        consumers=("probe",),
+        description="probe topic",
+    )
     http = health_app(registry, {"kafka": broker_check(broker, timeout=1.0)})
     return ServiceApp("probe", settings, broker, registry, http, topics=[spec])
 

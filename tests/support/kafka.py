@@ -23,7 +23,7 @@ class RealBroker:
 def docker_engine_answers() -> bool:
     """True when a Docker engine (not just the client) responds to a ping."""
     try:
-        import docker
+        import docker  # type: ignore[import-untyped]
 
         client = docker.from_env(timeout=3)
         try:

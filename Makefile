@@ -1,0 +1,48 @@
+# Everything a developer or CI runs. `make test` and `make dev` set up .venv/ first if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas lock dev broker clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED) ## create .venv/ with pinned dependencies and the roadmap-monitor command
+
+test: $(INSTALLED) ## every tier: unit, service, connected (real broker), e2e
+	$(BIN)/pytest
+
+test-unit test-service test-connected test-e2e: test-%: $(INSTALLED)
+	$(BIN)/pytest -m $*
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+schemas: $(INSTALLED) ## regenerate contracts/schemas/ from the models
+	$(BIN)/python -m contracts.schema_files
+
+lock: $(INSTALLED) ## re-pin constraints.txt from what is installed
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^roadmap-monitor'; } > constraints.new
+	mv constraints.new constraints.txt
+
+dev: $(INSTALLED) ## run the whole system locally on the embedded broker
+	$(BIN)/roadmap-monitor dev
+
+broker: $(INSTALLED) ## run only the embedded broker on 127.0.0.1:9092
+	$(BIN)/roadmap-monitor broker
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
