@@ -20,8 +20,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StrictStr,
+    Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -239,6 +241,18 @@ class CheckpointTrajectory(RoadmapModel):
         return value
 
 
+def _trajectory_kind(value: Any) -> str:
+    return "checkpoints" if isinstance(value, dict | CheckpointTrajectory) else "linear"
+
+
+# A callable discriminator so that a bad checkpoint list is reported as that, and not also as
+# "Input should be 'linear'" from the other branch of the union.
+Trajectory = Annotated[
+    Annotated[Literal["linear"], Tag("linear")]
+    | Annotated[CheckpointTrajectory, Tag("checkpoints")],
+    Discriminator(_trajectory_kind),
+]
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
@@ -258,7 +272,7 @@ class Indicator(RoadmapModel):
     target: Decimal
     start: date
     deadline: date
-    trajectory: Literal["linear"] | CheckpointTrajectory = "linear"
+    trajectory: Trajectory = "linear"
     tolerance: Annotated[Decimal, Field(ge=0, lt=1)]
     severity: Severity
     owner: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import httpx
@@ -94,3 +96,19 @@ async def test_service_without_broker_stays_alive_but_not_ready() -> None:
     assert not app.started.is_set()
     stop.set()
     await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_stops_a_running_service_in_order(
+    kafka_settings: KafkaSettings, signum: signal.Signals
+) -> None:
+    """SIGTERM or SIGINT to the process makes serve() stop the broker and HTTP server and return;
+    the HTTP port is closed afterwards."""
+    app = _probe_app(kafka_settings, unique_name("roadmap.test.signal"))
+    task = asyncio.create_task(serve(app))
+    await asyncio.wait_for(app.started.wait(), timeout=30)
+    os.kill(os.getpid(), signum)
+    await asyncio.wait_for(task, timeout=30)
+    async with httpx.AsyncClient(timeout=2) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{app.settings.http_port}/healthz")
