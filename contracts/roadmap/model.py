@@ -149,12 +149,25 @@ class Where(RoadmapModel):
             raise ValueError("stage_at_least only applies to project.milestone events")
 
 
-class Measure(RoadmapModel):
-    """A sum of one numeric field over the latest event of each entity of one type."""
+class EntitySelection(RoadmapModel):
+    """The latest event of each entity of one type that matches ``where``."""
 
     event_type: EventType
-    field: StrictStr
     where: Where = Field(default_factory=Where)
+
+    @field_validator("where")
+    @classmethod
+    def _filters_fit_type(cls, value: Where, info: ValidationInfo) -> Where:
+        event_type = info.data.get("event_type")
+        if event_type is not None:
+            value.check_against(event_type)
+        return value
+
+
+class Measure(EntitySelection):
+    """A sum of one numeric field over the selected entities."""
+
+    field: StrictStr
 
     @field_validator("field")
     @classmethod
@@ -167,35 +180,17 @@ class Measure(RoadmapModel):
             )
         return value
 
-    @field_validator("where")
-    @classmethod
-    def _filters_fit_type(cls, value: Where, info: ValidationInfo) -> Where:
-        event_type = info.data.get("event_type")
-        if event_type is not None:
-            value.check_against(event_type)
-        return value
-
 
 class SumOf(Measure):
     aggregation: Literal["sum"]
     window: Window = Window.SINCE_START
 
 
-class CountOf(RoadmapModel):
+class CountOf(EntitySelection):
     """How many entities of one type have a latest event matching ``where``."""
 
     aggregation: Literal["count"]
-    event_type: EventType
-    where: Where = Field(default_factory=Where)
     window: Window = Window.ALL
-
-    @field_validator("where")
-    @classmethod
-    def _filters_fit_type(cls, value: Where, info: ValidationInfo) -> Where:
-        event_type = info.data.get("event_type")
-        if event_type is not None:
-            value.check_against(event_type)
-        return value
 
 
 class ShareOf(RoadmapModel):

@@ -11,11 +11,10 @@ from faststream.kafka import KafkaMessage
 from contracts.codec import Accepted, decode_event
 from contracts.examples import valid_examples
 from contracts.keys import message_key
-from contracts.topics import TopicSpec
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options, make_broker
 from services.common.topics import ensure_topics
-from tests.support.kafka import unique_name
+from tests.support.kafka import scratch_topic, unique_name
 
 
 async def _committed(settings: KafkaSettings, topic: str, group: str) -> dict[int, int | None]:
@@ -30,24 +29,13 @@ async def _committed(settings: KafkaSettings, topic: str, group: str) -> dict[in
         await consumer.stop()
 
 
-def _spec(name: str) -> TopicSpec:
-    return TopicSpec(
-        name=name,
-        key="test",
-        value=bytes,
-        producer="test",
-        consumers=("test",),
-        description="test topic",
-    )
-
-
 async def test_ensure_topics_creates_with_configured_partitions_once(
     kafka_settings: KafkaSettings,
 ) -> None:
     """Topics are created with KAFKA_TOPIC_PARTITIONS partitions; a second call creates nothing."""
     name = unique_name("roadmap.test.topics")
-    assert await ensure_topics(kafka_settings, [_spec(name)]) == [name]
-    assert await ensure_topics(kafka_settings, [_spec(name)]) == []
+    assert await ensure_topics(kafka_settings, [scratch_topic(name)]) == [name]
+    assert await ensure_topics(kafka_settings, [scratch_topic(name)]) == []
     producer = AIOKafkaProducer(**client_options(kafka_settings))
     await producer.start()
     try:
@@ -63,7 +51,7 @@ async def test_group_consumes_every_event_and_commits_its_offsets(
     decoded exactly, and the group's committed offsets cover all of them; a restarted member of
     the group resumes after them and sees only new messages."""
     topic, group = unique_name("roadmap.test.events"), unique_name("roadmap-test-group")
-    await ensure_topics(kafka_settings, [_spec(topic)])
+    await ensure_topics(kafka_settings, [scratch_topic(topic)])
     examples = valid_examples()
     received: list[tuple[bytes | None, bytes]] = []
     done = asyncio.Event()

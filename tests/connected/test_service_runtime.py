@@ -11,13 +11,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from contracts.topics import TopicSpec
 from services.common.config import KafkaSettings, ServiceSettings
 from services.common.embedded_broker import free_port
 from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.runtime import ServiceApp, broker_check, serve
-from tests.support.kafka import unique_name
+from tests.support.kafka import scratch_topic, unique_name
 
 
 def _probe_app(kafka: KafkaSettings, topic: str) -> ServiceApp:
@@ -30,16 +29,8 @@ def _probe_app(kafka: KafkaSettings, topic: str) -> ServiceApp:
     async def count(_: bytes) -> None:
         seen.inc()
 
-    spec = TopicSpec(
-        name=topic,
-        key="-",
-        value=bytes,
-        producer="test",
-        consumers=("probe",),
-        description="probe topic",
-    )
     http = health_app(registry, {"kafka": broker_check(broker, timeout=1.0)})
-    return ServiceApp("probe", settings, broker, registry, http, topics=[spec])
+    return ServiceApp("probe", settings, broker, registry, http, topics=[scratch_topic(topic)])
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.topics import TopicSpec
+
 
 @dataclass(frozen=True, slots=True)
 class RealBroker:
@@ -51,6 +53,18 @@ def real_broker(log_dir: Path) -> Iterator[RealBroker]:
 
     with EmbeddedBroker(log_path=log_dir / "tansu.log") as broker:
         yield RealBroker(broker.bootstrap_servers, "embedded")
+
+
+def scratch_topic(name: str) -> TopicSpec:
+    """A TopicSpec for a test-only topic carrying raw bytes."""
+    return TopicSpec(
+        name=name,
+        key="-",
+        value=bytes,
+        producer="test",
+        consumers=("test",),
+        description="test-only topic",
+    )
 
 
 def unique_name(prefix: str) -> str:
