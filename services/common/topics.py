@@ -26,18 +26,12 @@ def _new_topic(spec: TopicSpec, settings: KafkaSettings) -> NewTopic:
     )
 
 
-async def ensure_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec], *, names: dict[str, str] | None = None
-) -> list[str]:
+async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec]) -> list[str]:
     """Create each topic that does not exist yet; return the names created.
 
-    ``names`` renames topics (spec name to actual name), for tests that need unique topics.
     Raises ``RuntimeError`` naming the topic when the broker refuses for another reason.
     """
-    renamed = names or {}
     wanted = [_new_topic(spec, settings) for spec in specs]
-    for topic in wanted:
-        topic.name = renamed.get(topic.name, topic.name)
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
