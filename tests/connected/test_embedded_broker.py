@@ -81,14 +81,19 @@ def test_cli_broker_runs_until_signalled(stop_signal: signal.Signals) -> None:
         text=True,
         env={**os.environ, "RUST_LOG": "error"},
     )
-    assert process.stdout is not None
-    ready = process.stdout.readline()
-    assert ready.startswith(f"embedded broker ready on 127.0.0.1:{port}"), ready
-    assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}" in process.stdout.readline()
-    assert kafka_answers("127.0.0.1", port)
-    process.send_signal(stop_signal)
-    assert process.wait(timeout=15) == 0
-    assert not kafka_answers("127.0.0.1", port)
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        assert ready.startswith(f"embedded broker ready on 127.0.0.1:{port}"), ready
+        assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{port}" in process.stdout.readline()
+        assert kafka_answers("127.0.0.1", port)
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=15) == 0
+        assert not kafka_answers("127.0.0.1", port)
+    finally:
+        if process.poll() is None:  # a failed assertion must not leave the broker running
+            process.kill()
+            process.wait()
 
 
 def test_cli_broker_refuses_a_port_already_serving_kafka(tmp_path: Path) -> None:
