@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, StrictStr
 
-from contracts.codec import RejectReason
+from contracts.codec import FieldError, RejectReason
 from contracts.events import Contract
 from contracts.fields import Timestamp
 
@@ -18,18 +18,12 @@ DLQ_HEADER_SOURCE_PARTITION = "x-roadmap-source-partition"
 DLQ_HEADER_SOURCE_OFFSET = "x-roadmap-source-offset"
 
 
-class DlqFieldError(Contract):
-    loc: StrictStr
-    type: StrictStr
-    message: StrictStr
-
-
 class DlqRecord(Contract):
     """A message ingest could not accept, with why, where it came from, and its original bytes."""
 
     reason: RejectReason
     detail: StrictStr
-    errors: list[DlqFieldError] = Field(default_factory=list)
+    errors: list[FieldError] = Field(default_factory=list)
     source_topic: StrictStr
     source_partition: StrictInt | None = Field(default=None, description="None for HTTP")
     source_offset: StrictInt | None = Field(default=None, description="None for HTTP")
