@@ -33,6 +33,8 @@ class RejectReason(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     TYPE_MISMATCH = "type_mismatch"
     SCHEMA = "schema"
+    EVENT_ID_REUSED = "event_id_reused"
+    """Valid on its own, but its ``event_id`` was already accepted with different content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,15 @@ DecodeResult = Accepted | Rejected
 
 def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON the way every path must: numbers with a fraction become exact ``Decimal``.
+
+    Raises ``ValueError`` (or ``RecursionError`` for absurd nesting) on anything that is not
+    strict JSON; ``NaN`` and ``Infinity`` are refused.
+    """
+    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
 
 
 def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
@@ -98,7 +109,7 @@ def _check_envelope(obj: dict[str, Any], expected_type: EventType | None) -> Rej
     return event_type
 
 
-def decode_event(  # noqa: PLR0911 - one return per outcome reads best here
+def decode_event(
     raw: bytes,
     *,
     expected_type: EventType | None = None,
@@ -118,9 +129,18 @@ def decode_event(  # noqa: PLR0911 - one return per outcome reads best here
     except UnicodeDecodeError as exc:
         return Rejected(RejectReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}")
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        obj = parse_json(text)
     except (ValueError, RecursionError) as exc:
         return Rejected(RejectReason.NOT_JSON, f"not JSON: {exc}"[:300])
+    return decode_object(obj, expected_type=expected_type)
+
+
+def decode_object(obj: Any, *, expected_type: EventType | None = None) -> DecodeResult:
+    """Validate one already-parsed JSON value (numbers must have been parsed as ``Decimal``).
+
+    The HTTP path uses this for each element of a JSON array; ``decode_event`` for whole
+    messages. Never raises for any JSON value.
+    """
     if not isinstance(obj, dict):
         return Rejected(RejectReason.NOT_OBJECT, f"a JSON {type(obj).__name__}, not an object")
     checked = _check_envelope(obj, expected_type)

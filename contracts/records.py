@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from contracts.codec import FieldError, RejectReason
 from contracts.events import Contract
@@ -16,6 +16,9 @@ DLQ_HEADER_REASON = "x-roadmap-reason"
 DLQ_HEADER_SOURCE_TOPIC = "x-roadmap-source-topic"
 DLQ_HEADER_SOURCE_PARTITION = "x-roadmap-source-partition"
 DLQ_HEADER_SOURCE_OFFSET = "x-roadmap-source-offset"
+DLQ_MAX_ORIGINAL_BYTES = 512 * 1024
+"""Original bytes kept in a DLQ record; beyond this they are cut, so the record always fits
+under a broker's default 1 MB message limit even after base64."""
 
 
 class DlqRecord(Contract):
@@ -28,7 +31,11 @@ class DlqRecord(Contract):
     source_partition: StrictInt | None = Field(default=None, description="None for HTTP")
     source_offset: StrictInt | None = Field(default=None, description="None for HTTP")
     rejected_at: Timestamp
-    original_base64: StrictStr = Field(description="The message exactly as received, base64")
+    original_size: StrictInt = Field(ge=0, description="Size of the message as received, in bytes")
+    original_truncated: StrictBool = Field(
+        default=False, description="True when only the first DLQ_MAX_ORIGINAL_BYTES are kept"
+    )
+    original_base64: StrictStr = Field(description="The message as received, base64")
 
 
 class KpiSnapshot(Contract):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.commands.broker import run_broker
+from services.commands.run import SERVICES, run_service
 from services.commands.validate import validate_events, validate_roadmap
 
 DEFAULT_BROKER_PORT = 9092
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "--events", type=Path, metavar="FILE.ndjson", help="one JSON event per line"
     )
 
+    run = commands.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service", choices=sorted(SERVICES))
+
     commands.add_parser("dev", help="run the whole system locally (embedded broker and services)")
     return parser
 
@@ -45,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "broker":
         return run_broker(args.host, args.port)
+    if args.command == "run":
+        return run_service(args.service)
     if args.command == "validate":
         if args.events is not None:
             return validate_events(args.events, sys.stdout, sys.stderr)

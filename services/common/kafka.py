@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,10 @@ def make_broker(
         acks="all",
         enable_idempotence=settings.enable_idempotence,
         middlewares=tuple(middlewares),
+        # FastStream's records go through the service's own handlers (JSON or text), and its
+        # per-message "Received"/"Processed" lines only show at DEBUG.
+        logger=logging.getLogger(f"services.{service}.faststream"),
+        log_level=logging.DEBUG,
         description=description,
         # Topics are created deliberately at start-up with configured partitions.
         allow_auto_create_topics=False,

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -27,6 +28,8 @@ from services.common.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+_UNREACHABLE = (KafkaError, OSError, TimeoutError)
+"""What an unreachable or restarting broker raises; anything else stops the service."""
 
 
 @dataclass
@@ -39,8 +42,12 @@ class ServiceApp:
     registry: CollectorRegistry
     http: Starlette
     topics: Sequence[TopicSpec] = ()
+    connect: Sequence[Hook] = ()
+    """Run before the broker starts, retried with it (e.g. starting a producer); idempotent."""
     after_start: Sequence[Hook] = ()
     before_stop: Sequence[Hook] = ()
+    disconnect: Sequence[Hook] = ()
+    """Run after the broker (and so every consumer) stopped."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -72,8 +79,10 @@ async def _connect(app: ServiceApp, stop: asyncio.Event) -> bool:
         try:
             if app.settings.kafka.create_topics and app.topics:
                 await ensure_topics(app.settings.kafka, app.topics)
+            for hook in app.connect:
+                await hook()
             await app.broker.start()
-        except Exception as exc:  # noqa: BLE001 - keep the service alive and retry
+        except _UNREACHABLE as exc:  # keep the service alive and retry; other errors are bugs
             log.warning(
                 "kafka not reachable, retrying",
                 extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay},
@@ -115,6 +124,8 @@ async def serve(app: ServiceApp, stop: asyncio.Event | None = None) -> None:
         for hook in app.before_stop:
             await hook()
         await app.broker.stop()
+        for hook in app.disconnect:
+            await hook()
     finally:
         server.should_exit = True
         await http_task

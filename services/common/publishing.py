@@ -1,0 +1,135 @@
+"""Publish many records per request, in order, and return only once the broker has them all.
+
+One round trip per event would cap throughput at the broker's latency; here records are packed
+into one batch per partition (aiokafka's ``create_batch``/``send_batch``) and every batch's
+acknowledgement is awaited. Records with the same key go to the same partition, in the order
+given, because a partition has at most one request in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from services.common.config import KafkaSettings
+from services.common.kafka import client_options
+
+BATCH_BYTES = 256 * 1024
+"""Target size of one record batch; below every broker's default message size limit."""
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class PublishError(RuntimeError):
+    """At least one record was not acknowledged; some of the others may have been."""
+
+
+class BatchPublisher:
+    """An aiokafka producer (acks=all) that publishes sequences of records as batches."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._partitions: dict[str, list[int]] = {}
+        self._partitioner = DefaultPartitioner()
+        self._round_robin = itertools.count()
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        """Connect the producer; a no-op when it is already started."""
+        if self._producer is not None:
+            return
+        options = {**client_options(self._settings), "client_id": self._client_id}
+        producer = AIOKafkaProducer(
+            **options,
+            acks="all",
+            enable_idempotence=self._settings.enable_idempotence,
+            max_batch_size=BATCH_BYTES,
+            max_request_size=MAX_REQUEST_BYTES,
+            linger_ms=0,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def publish(self, records: Sequence[OutboundRecord]) -> None:
+        """Send ``records`` and wait until the broker acknowledged every one.
+
+        Raises ``PublishError`` if any was not acknowledged; the caller decides whether to retry
+        (which may duplicate records that did get through, never lose them).
+        """
+        if not records:
+            return
+        producer = self._producer
+        if producer is None:
+            raise PublishError("the producer is not started")
+        try:
+            batches = await self._pack(producer, records)
+            futures = [
+                await producer.send_batch(batch, topic, partition=partition)
+                for topic, partition, batch in batches
+            ]
+            await asyncio.gather(*futures)
+        except Exception as exc:
+            self._partitions.clear()  # metadata may be what changed
+            raise PublishError(f"publish failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _pack(
+        self, producer: AIOKafkaProducer, records: Sequence[OutboundRecord]
+    ) -> list[tuple[str, int, Any]]:
+        sealed: list[tuple[str, int, Any]] = []
+        open_batches: dict[tuple[str, int], Any] = {}
+        for record in records:
+            partition = await self._partition_for(producer, record)
+            slot = (record.topic, partition)
+            batch = open_batches.get(slot)
+            if batch is None:
+                batch = open_batches[slot] = producer.create_batch()
+            if _append(batch, record) is None:
+                # Full: seal it (in order) and start the next batch for this partition.
+                sealed.append((record.topic, partition, batch))
+                batch = open_batches[slot] = producer.create_batch()
+                if _append(batch, record) is None:
+                    raise PublishError(
+                        f"a {len(record.value)}-byte record does not fit in one batch"
+                    )
+        sealed.extend(
+            (topic, partition, batch) for (topic, partition), batch in open_batches.items()
+        )
+        return sealed
+
+    async def _partition_for(self, producer: AIOKafkaProducer, record: OutboundRecord) -> int:
+        partitions = self._partitions.get(record.topic)
+        if partitions is None:
+            known = await producer.partitions_for(record.topic)
+            partitions = self._partitions[record.topic] = sorted(known)
+        if record.key is None:
+            return partitions[next(self._round_robin) % len(partitions)]
+        return int(self._partitioner(record.key, partitions, partitions))
+
+
+def _append(batch: Any, record: OutboundRecord) -> Any:
+    return batch.append(
+        key=record.key, value=record.value, timestamp=None, headers=list(record.headers)
+    )

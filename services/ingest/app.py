@@ -1,0 +1,88 @@
+"""``create_app(settings)``: build one ingest instance. Nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from contracts.records import DlqRecord
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
+from services.common.http import CheckResult, health_app
+from services.common.kafka import make_broker
+from services.common.publishing import BatchPublisher
+from services.common.runtime import ServiceApp, broker_check
+from services.ingest.consumer import UpstreamConsumer
+from services.ingest.dedup import DedupWindow
+from services.ingest.http_api import events_route
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import IngestPipeline
+from services.ingest.settings import IngestSettings
+
+SERVICE = "ingest"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _declare_outputs(broker: KafkaBroker) -> None:
+    """Describe what ingest publishes, for the AsyncAPI document.
+
+    The records themselves are sent in batches by ``BatchPublisher`` (one request per
+    partition rather than one per event); these declarations carry the topics' contracts.
+    """
+    broker.publisher(
+        CANONICAL_EVENTS.name,
+        title="ingest: canonical events",
+        description=CANONICAL_EVENTS.description,
+        schema=CANONICAL_EVENTS.value,
+    )
+    broker.publisher(
+        DEAD_LETTERS.name,
+        title="ingest: dead letters",
+        description=DEAD_LETTERS.description,
+        schema=DlqRecord,
+    )
+
+
+def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc_now) -> ServiceApp:
+    """Wire broker, publisher, pipeline, Kafka subscriber and HTTP routes for one instance."""
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    broker = make_broker(
+        settings.kafka,
+        service=SERVICE,
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=SERVICE)],
+        description="Validates upstream events and publishes canonical events or dead letters.",
+    )
+    publisher = BatchPublisher(settings.kafka, client_id=f"{settings.kafka.client_id}-{SERVICE}")
+    pipeline = IngestPipeline(publisher, DedupWindow(settings.dedup_window), metrics, clock)
+    consumer = UpstreamConsumer(broker, settings, pipeline, metrics)
+    _declare_outputs(broker)
+
+    async def producer_ready() -> CheckResult:
+        return CheckResult(publisher.started, "started" if publisher.started else "not started")
+
+    http = health_app(
+        registry,
+        {
+            "broker": broker_check(broker),
+            "producer": producer_ready,
+            "consumer": consumer.readiness,
+        },
+        routes=[events_route(settings, pipeline, metrics)],
+    )
+    return ServiceApp(
+        name=SERVICE,
+        settings=settings,
+        broker=broker,
+        registry=registry,
+        http=http,
+        topics=[*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS],
+        connect=[publisher.start],
+        disconnect=[publisher.stop],
+    )

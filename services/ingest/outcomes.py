@@ -1,0 +1,56 @@
+"""Outcomes turned into outbound Kafka records: canonical events and DLQ records. Pure."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from contracts.records import (
+    DLQ_HEADER_REASON,
+    DLQ_HEADER_SOURCE_OFFSET,
+    DLQ_HEADER_SOURCE_PARTITION,
+    DLQ_HEADER_SOURCE_TOPIC,
+    DLQ_MAX_ORIGINAL_BYTES,
+    DlqRecord,
+)
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS
+from services.common.publishing import OutboundRecord
+from services.ingest.triage import Canonical, DeadLetter
+
+
+def canonical_record(outcome: Canonical) -> OutboundRecord:
+    """The canonical event, keyed by its natural key so every version lands in one partition."""
+    return OutboundRecord(CANONICAL_EVENTS.name, outcome.key, outcome.value)
+
+
+def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
+    """The DLQ record: why, where from, and the original bytes (cut to a size any broker takes)."""
+    source, rejection = outcome.source, outcome.rejection
+    original = source.value[:DLQ_MAX_ORIGINAL_BYTES]
+    return DlqRecord(
+        reason=rejection.reason,
+        detail=rejection.detail,
+        errors=list(rejection.errors),
+        source_topic=source.topic,
+        source_partition=source.partition,
+        source_offset=source.offset,
+        rejected_at=now,
+        original_size=len(source.value),
+        original_truncated=len(original) < len(source.value),
+        original_base64=base64.b64encode(original).decode("ascii"),
+    )
+
+
+def dlq_record(outcome: DeadLetter, *, now: datetime) -> OutboundRecord:
+    """The DLQ message: the JSON record as value, the essentials again as headers."""
+    source = outcome.source
+    headers = [
+        (DLQ_HEADER_REASON, outcome.rejection.reason.value.encode()),
+        (DLQ_HEADER_SOURCE_TOPIC, source.topic.encode()),
+    ]
+    if source.partition is not None:
+        headers.append((DLQ_HEADER_SOURCE_PARTITION, str(source.partition).encode()))
+    if source.offset is not None:
+        headers.append((DLQ_HEADER_SOURCE_OFFSET, str(source.offset).encode()))
+    value = dlq_value(outcome, now=now).model_dump_json().encode("utf-8")
+    return OutboundRecord(DEAD_LETTERS.name, source.key, value, tuple(headers))

@@ -1,0 +1,56 @@
+"""Triage a batch, publish its outcomes, then count it: the one path for Kafka and HTTP.
+
+Outcomes are published in input order in one go; the accepted ids join the dedup window and
+the batch is counted only after the broker acknowledged every record, so a failed publish can
+simply be retried (possibly duplicating, never losing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from services.common.publishing import BatchPublisher, OutboundRecord
+from services.ingest.dedup import DedupWindow
+from services.ingest.metrics import IngestMetrics
+from services.ingest.outcomes import canonical_record, dlq_record
+from services.ingest.triage import Canonical, DeadLetter, Outcome, SourceRecord, triage
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        publisher: BatchPublisher,
+        dedup: DedupWindow,
+        metrics: IngestMetrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._publisher = publisher
+        self._dedup = dedup
+        self._metrics = metrics
+        self._clock = clock
+
+    async def process(self, sources: Sequence[SourceRecord], *, source: str) -> list[Outcome]:
+        """Publish exactly one outcome per message (nothing for a duplicate); raise on failure.
+
+        Raises ``PublishError`` when the broker did not acknowledge everything; nothing is
+        remembered or counted then.
+        """
+        started = time.perf_counter()
+        pending = self._dedup.pending()
+        outcomes = [triage(record, pending) for record in sources]
+        now = self._clock()
+        outbound: list[OutboundRecord] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Canonical):
+                outbound.append(canonical_record(outcome))
+            elif isinstance(outcome, DeadLetter):
+                outbound.append(dlq_record(outcome, now=now))
+        await self._publisher.publish(outbound)
+        pending.commit()
+        self._metrics.count(outcomes, source=source)
+        self._metrics.dedup_ids.set(len(self._dedup))
+        self._metrics.batch_size.labels(source).observe(len(sources))
+        self._metrics.batch_duration.labels(source).observe(time.perf_counter() - started)
+        return outcomes

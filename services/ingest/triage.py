@@ -1,0 +1,80 @@
+"""One upstream message in, exactly one outcome out: canonical, duplicate or dead letter.
+
+Pure: no broker, clock or environment. The same function serves the Kafka and the HTTP paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.codec import Accepted, Rejected, RejectReason, decode_event, encode_event
+from contracts.events import EventType
+from contracts.keys import AnyEvent, message_key
+from services.ingest.dedup import PendingIds, Seen
+
+UNKNOWN_TYPE_LABEL = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """Where a message came from: a Kafka topic/partition/offset, or an HTTP request."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes
+    expected_type: EventType | None
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    event: AnyEvent
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    event: AnyEvent
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source: SourceRecord
+    rejection: Rejected
+
+
+Outcome = Canonical | Duplicate | DeadLetter
+
+
+def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
+    """Decode ``source`` and classify it against the ids accepted so far."""
+    result = decode_event(source.value, expected_type=source.expected_type)
+    if isinstance(result, Rejected):
+        return DeadLetter(source, result)
+    return _classify(result, source, pending)
+
+
+def _classify(result: Accepted, source: SourceRecord, pending: PendingIds) -> Outcome:
+    event = result.event
+    value = encode_event(event)
+    seen = pending.admit(event.event_id, value)
+    if seen is Seen.NEW:
+        return Canonical(event, message_key(event), value)
+    if seen is Seen.DUPLICATE:
+        return Duplicate(event)
+    reused = Rejected(
+        RejectReason.EVENT_ID_REUSED,
+        f"event_id {event.event_id!r} was already accepted with different content; "
+        "send a correction as a new event with the same natural key and a new event_id",
+    )
+    return DeadLetter(source, reused)
+
+
+def type_label(outcome: Outcome) -> str:
+    """The bounded ``type`` label for metrics: the event's type, the topic's, or ``unknown``."""
+    if isinstance(outcome, DeadLetter):
+        expected = outcome.source.expected_type
+        return expected.value if expected is not None else UNKNOWN_TYPE_LABEL
+    return outcome.event.type.value
