@@ -14,6 +14,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.topics import TopicSpec
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -41,6 +43,12 @@ class KafkaSettings(BaseSettings):
     topic_partitions: int = Field(default=3, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
     create_topics: bool = True
+    topic_prefix: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended to every topic name, e.g. 'staging.' to share a cluster",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
@@ -52,6 +60,10 @@ class KafkaSettings(BaseSettings):
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
         return self
+
+    def topic_name(self, spec: TopicSpec) -> str:
+        """The name ``spec`` has on this cluster (``topic_prefix`` + the contract's name)."""
+        return self.topic_prefix + spec.name
 
     def security(self) -> BaseSecurity | None:
         """The FastStream security object for these settings (``None`` for plain text)."""

@@ -29,20 +29,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _declare_outputs(broker: KafkaBroker) -> None:
+def _declare_outputs(broker: KafkaBroker, settings: IngestSettings) -> None:
     """Describe what ingest publishes, for the AsyncAPI document.
 
     The records themselves are sent in batches by ``BatchPublisher`` (one request per
     partition rather than one per event); these declarations carry the topics' contracts.
     """
     broker.publisher(
-        CANONICAL_EVENTS.name,
+        settings.kafka.topic_name(CANONICAL_EVENTS),
         title="ingest: canonical events",
         description=CANONICAL_EVENTS.description,
         schema=CANONICAL_EVENTS.value,
     )
     broker.publisher(
-        DEAD_LETTERS.name,
+        settings.kafka.topic_name(DEAD_LETTERS),
         title="ingest: dead letters",
         description=DEAD_LETTERS.description,
         schema=DlqRecord,
@@ -60,9 +60,16 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         description="Validates upstream events and publishes canonical events or dead letters.",
     )
     publisher = BatchPublisher(settings.kafka, client_id=f"{settings.kafka.client_id}-{SERVICE}")
-    pipeline = IngestPipeline(publisher, DedupWindow(settings.dedup_window), metrics, clock)
+    pipeline = IngestPipeline(
+        publisher,
+        DedupWindow(settings.dedup_window),
+        metrics,
+        clock,
+        canonical_topic=settings.kafka.topic_name(CANONICAL_EVENTS),
+        dlq_topic=settings.kafka.topic_name(DEAD_LETTERS),
+    )
     consumer = UpstreamConsumer(broker, settings, pipeline, metrics)
-    _declare_outputs(broker)
+    _declare_outputs(broker, settings)
 
     async def producer_ready() -> CheckResult:
         return CheckResult(publisher.started, "started" if publisher.started else "not started")

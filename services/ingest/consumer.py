@@ -31,8 +31,6 @@ from services.ingest.triage import SourceRecord
 
 log = logging.getLogger(__name__)
 
-TYPE_BY_TOPIC = {spec.name: event_type for event_type, spec in UPSTREAM_TOPIC_BY_TYPE.items()}
-
 
 async def _no_decoding(_: KafkaMessage) -> None:
     """Bodies are validated by ``contracts`` from the raw records, not by FastStream."""
@@ -76,11 +74,15 @@ class UpstreamConsumer:
         self._settings = settings
         self._monotonic = monotonic
         self._tracker = _AssignmentTracker(metrics)
+        self._type_by_topic = {
+            settings.kafka.topic_name(spec): event_type
+            for event_type, spec in UPSTREAM_TOPIC_BY_TYPE.items()
+        }
         self._last_progress = monotonic()
         self._last_position_sum = -1
         self._retry_delay = 0.5
         self.subscriber = broker.subscriber(
-            *TYPE_BY_TOPIC,
+            *self._type_by_topic,
             batch=True,
             group_id=settings.group_id,
             auto_offset_reset="earliest",
@@ -111,7 +113,7 @@ class UpstreamConsumer:
                 offset=r.offset,
                 key=r.key,
                 value=r.value or b"",
-                expected_type=TYPE_BY_TOPIC.get(r.topic),
+                expected_type=self._type_by_topic.get(r.topic),
             )
             for r in batch
         ]

@@ -13,14 +13,13 @@ from contracts.records import (
     DLQ_MAX_ORIGINAL_BYTES,
     DlqRecord,
 )
-from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS
 from services.common.publishing import OutboundRecord
 from services.ingest.triage import Canonical, DeadLetter
 
 
-def canonical_record(outcome: Canonical) -> OutboundRecord:
+def canonical_record(outcome: Canonical, *, topic: str) -> OutboundRecord:
     """The canonical event, keyed by its natural key so every version lands in one partition."""
-    return OutboundRecord(CANONICAL_EVENTS.name, outcome.key, outcome.value)
+    return OutboundRecord(topic, outcome.key, outcome.value)
 
 
 def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
@@ -41,7 +40,7 @@ def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
     )
 
 
-def dlq_record(outcome: DeadLetter, *, now: datetime) -> OutboundRecord:
+def dlq_record(outcome: DeadLetter, *, topic: str, now: datetime) -> OutboundRecord:
     """The DLQ message: the JSON record as value, the essentials again as headers."""
     source = outcome.source
     headers = [
@@ -53,4 +52,4 @@ def dlq_record(outcome: DeadLetter, *, now: datetime) -> OutboundRecord:
     if source.offset is not None:
         headers.append((DLQ_HEADER_SOURCE_OFFSET, str(source.offset).encode()))
     value = dlq_value(outcome, now=now).model_dump_json().encode("utf-8")
-    return OutboundRecord(DEAD_LETTERS.name, source.key, value, tuple(headers))
+    return OutboundRecord(topic, source.key, value, tuple(headers))

@@ -25,7 +25,12 @@ class IngestPipeline:
         dedup: DedupWindow,
         metrics: IngestMetrics,
         clock: Callable[[], datetime],
+        *,
+        canonical_topic: str,
+        dlq_topic: str,
     ) -> None:
+        self._canonical_topic = canonical_topic
+        self._dlq_topic = dlq_topic
         self._publisher = publisher
         self._dedup = dedup
         self._metrics = metrics
@@ -44,9 +49,9 @@ class IngestPipeline:
         outbound: list[OutboundRecord] = []
         for outcome in outcomes:
             if isinstance(outcome, Canonical):
-                outbound.append(canonical_record(outcome))
+                outbound.append(canonical_record(outcome, topic=self._canonical_topic))
             elif isinstance(outcome, DeadLetter):
-                outbound.append(dlq_record(outcome, now=now))
+                outbound.append(dlq_record(outcome, topic=self._dlq_topic, now=now))
         await self._publisher.publish(outbound)
         pending.commit()
         self._metrics.count(outcomes, source=source)

@@ -6,12 +6,15 @@ answers; else the embedded Tansu broker (the same code as ``roadmap-monitor brok
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.topics import TopicSpec
 
@@ -70,3 +73,49 @@ def scratch_topic(name: str) -> TopicSpec:
 def unique_name(prefix: str) -> str:
     """A topic or group name no other test uses."""
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
+
+
+async def read_topic(
+    bootstrap_servers: str, topic: str, *, expect: int | None = None, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from the beginning, partition by partition in offset order.
+
+    With ``expect``, keep reading until at least that many records arrived (or ``timeout``);
+    without it, read up to the end offsets seen at the start.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic, timeout))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if expect is None:
+                positions = [await consumer.position(tp) for tp in partitions]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                    break
+            if expect is not None and len(records) >= expect:
+                break
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp in partitions:
+                records.extend(batch.get(tp, []))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topic {topic} has no partitions")
+        await consumer.topics()  # refreshes metadata
+        await asyncio.sleep(0.1)
