@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas lock dev broker clean
+.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas lock dev broker bench-ingest clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -43,6 +43,10 @@ dev: $(INSTALLED) ## run the whole system locally on the embedded broker
 
 broker: $(INSTALLED) ## run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/roadmap-monitor broker
+
+EVENTS ?= 200000
+bench-ingest: $(INSTALLED) ## measure ingest against a bare pass-through (EVENTS=N); writes docs/benchmarks/
+	$(BIN)/python -m benchmarks.ingest --events $(EVENTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -65,13 +65,16 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_EXACT_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+
+
 def parse_json(text: str) -> Any:
     """Parse JSON the way every path must: numbers with a fraction become exact ``Decimal``.
 
     Raises ``ValueError`` (or ``RecursionError`` for absurd nesting) on anything that is not
     strict JSON; ``NaN`` and ``Infinity`` are refused.
     """
-    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    return _EXACT_JSON.decode(text)
 
 
 def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
@@ -85,14 +88,16 @@ def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
     )
 
 
+_EVENT_TYPES = {event_type.value: event_type for event_type in EventType}
+
+
 def _check_envelope(obj: dict[str, Any], expected_type: EventType | None) -> Rejected | EventType:
     raw_type = obj.get("type")
     if raw_type is None:
         missing = FieldError(loc="type", type="missing", message="Field required")
         return Rejected(RejectReason.SCHEMA, "the envelope has no 'type'", (missing,))
-    try:
-        event_type = EventType(raw_type)
-    except ValueError:
+    event_type = _EVENT_TYPES.get(raw_type) if isinstance(raw_type, str) else None
+    if event_type is None:
         known = ", ".join(t.value for t in EventType)
         return Rejected(RejectReason.UNKNOWN_TYPE, f"type {raw_type!r} is not one of: {known}")
     if expected_type is not None and event_type is not expected_type:

@@ -82,8 +82,11 @@ def _amount_from_json(value: Any) -> Any:
 
 
 def _decimal_to_json(value: Decimal) -> str:
-    # Serialised as a decimal string so that no consumer has to go through a float.
-    return format(value, "f")
+    # A decimal string, so that no consumer has to go through a float; normalised (1000.00 and
+    # 1000 both give "1000") so that equal amounts give byte-identical canonical events.
+    if not value:
+        return "0"
+    return format(value.normalize(), "f")
 
 
 Identifier = Annotated[
@@ -115,16 +118,16 @@ Count = Annotated[StrictInt, Field(ge=0, le=10_000_000)]
 SignedCount = Annotated[StrictInt, Field(ge=-10_000_000, le=10_000_000)]
 Flag = StrictBool
 
-_DecimalBase = Annotated[
-    Decimal,
-    BeforeValidator(_amount_from_json),
-    Field(allow_inf_nan=False, max_digits=24, decimal_places=6),
-    PlainSerializer(_decimal_to_json, return_type=str, when_used="json"),
-]
 _DECIMAL_STRING = f"^{_DECIMAL_TEXT.pattern}$"
+_DECIMAL_LIMITS: dict[str, Any] = {"allow_inf_nan": False, "max_digits": 24, "decimal_places": 6}
+_AS_DECIMAL_STRING = PlainSerializer(_decimal_to_json, return_type=str, when_used="json")
+# The constraints come before the validator so that pydantic-core checks digits natively; after
+# it they would run as Python functions, which made amount validation three times slower.
 Amount = Annotated[
-    _DecimalBase,
-    Field(ge=0),
+    Decimal,
+    Field(ge=0, **_DECIMAL_LIMITS),
+    BeforeValidator(_amount_from_json),
+    _AS_DECIMAL_STRING,
     WithJsonSchema(
         {
             "anyOf": [
@@ -137,8 +140,10 @@ Amount = Annotated[
 ]
 """A non-negative exact amount (USD, tonnes), at most 6 decimal places."""
 PositiveAmount = Annotated[
-    _DecimalBase,
-    Field(gt=0),
+    Decimal,
+    Field(gt=0, **_DECIMAL_LIMITS),
+    BeforeValidator(_amount_from_json),
+    _AS_DECIMAL_STRING,
     WithJsonSchema(
         {
             "anyOf": [

@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
+from services.common.partitioning import partition_for_key
 
 BATCH_BYTES = 256 * 1024
 """Target size of one record batch; below every broker's default message size limit."""
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundRecord:
+class OutboundRecord(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
@@ -45,7 +43,6 @@ class BatchPublisher:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
-        self._partitioner = DefaultPartitioner()
         self._round_robin = itertools.count()
 
     @property
@@ -126,7 +123,7 @@ class BatchPublisher:
             partitions = self._partitions[record.topic] = sorted(known)
         if record.key is None:
             return partitions[next(self._round_robin) % len(partitions)]
-        return int(self._partitioner(record.key, partitions, partitions))
+        return partitions[partition_for_key(record.key, len(partitions))]
 
 
 def _append(batch: Any, record: OutboundRecord) -> Any:

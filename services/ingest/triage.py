@@ -5,7 +5,7 @@ Pure: no broker, clock or environment. The same function serves the Kafka and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from contracts.codec import Accepted, Rejected, RejectReason, decode_event, encode_event
 from contracts.events import EventType
@@ -15,8 +15,7 @@ from services.ingest.dedup import PendingIds, Seen
 UNKNOWN_TYPE_LABEL = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
+class SourceRecord(NamedTuple):
     """Where a message came from: a Kafka topic/partition/offset, or an HTTP request."""
 
     topic: str
@@ -27,20 +26,17 @@ class SourceRecord:
     expected_type: EventType | None
 
 
-@dataclass(frozen=True, slots=True)
-class Canonical:
+class Canonical(NamedTuple):
     event: AnyEvent
     key: bytes
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(NamedTuple):
     event: AnyEvent
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(NamedTuple):
     source: SourceRecord
     rejection: Rejected
 
@@ -76,5 +72,5 @@ def type_label(outcome: Outcome) -> str:
     """The bounded ``type`` label for metrics: the event's type, the topic's, or ``unknown``."""
     if isinstance(outcome, DeadLetter):
         expected = outcome.source.expected_type
-        return expected.value if expected is not None else UNKNOWN_TYPE_LABEL
-    return outcome.event.type.value
+        return expected if expected is not None else UNKNOWN_TYPE_LABEL
+    return outcome.event.type  # a StrEnum member: its value as a str

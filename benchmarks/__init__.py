@@ -1,0 +1,1 @@
+"""Benchmarks: figures recorded on the machine they run on, never asserted."""

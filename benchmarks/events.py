@@ -1,0 +1,95 @@
+"""Generated upstream events for benchmarks: small, valid, distinct, the three types mixed."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+from contracts.events import EventType
+
+_COMMODITIES = ("wheat_flour", "wheat", "tractors", "combine_harvesters", "dairy", "fertiliser")
+_MODES = ("road", "rail", "road", "multimodal")
+_STAGES = ("agreed", "financed", "construction", "operational")
+_START = date(2025, 1, 1)
+
+
+def _shipment(i: int, rng: random.Random) -> dict[str, object]:
+    day = _START + timedelta(days=rng.randrange(0, 1800))
+    origin, destination = ("KZ", "BY") if rng.random() < 0.6 else ("BY", "KZ")
+    data: dict[str, object] = {
+        "shipment_id": f"S{i:08d}",
+        "origin": origin,
+        "destination": destination,
+        "mode": rng.choice(_MODES),
+        "commodity": rng.choice(_COMMODITIES),
+        "tonnes": round(rng.uniform(1, 40), 3),
+        "shipped_on": day.isoformat(),
+    }
+    if rng.random() < 0.8:
+        data["value_usd"] = f"{rng.uniform(500, 90_000):.2f}"
+    return _envelope(i, EventType.TRADE_SHIPMENT, "kz-customs", day, data)
+
+
+def _milestone(i: int, rng: random.Random) -> dict[str, object]:
+    day = _START + timedelta(days=rng.randrange(0, 1800))
+    data: dict[str, object] = {
+        "project_id": f"P{i % 5000:05d}",
+        "name": f"Project {i % 5000}",
+        "sector": rng.choice(("agri_machinery", "food", "chemicals")),
+        "joint_venture": rng.random() < 0.5,
+        "investment_usd": rng.randrange(1, 60) * 500_000,
+        "stage": rng.choice(_STAGES),
+        "planned_jobs": rng.randrange(10, 300),
+        "reached_on": day.isoformat(),
+    }
+    return _envelope(i, EventType.PROJECT_MILESTONE, "project-office", day, data)
+
+
+def _hiring(i: int, rng: random.Random) -> dict[str, object]:
+    year, month = 2025 + rng.randrange(0, 5), rng.randrange(1, 13)
+    day = date(year, month, 28)
+    data: dict[str, object] = {
+        "project_id": f"P{rng.randrange(0, 5000):05d}",
+        "period": f"{year}-{month:02d}",
+        "jobs_created": rng.randrange(-3, 25),
+        "reported_on": day.isoformat(),
+    }
+    return _envelope(i, EventType.HIRING_REPORT, "employment-agency", day, data)
+
+
+def _envelope(
+    i: int, event_type: EventType, source: str, day: date, data: dict[str, object]
+) -> dict[str, object]:
+    return {
+        "event_id": f"bench-{i:09d}",
+        "type": event_type.value,
+        "schema_version": 1,
+        "occurred_at": f"{day.isoformat()}T12:00:00Z",
+        "source": source,
+        "data": data,
+    }
+
+
+_MAKERS = {
+    EventType.TRADE_SHIPMENT: _shipment,
+    EventType.PROJECT_MILESTONE: _milestone,
+    EventType.HIRING_REPORT: _hiring,
+}
+
+
+def valid_events(count: int, *, seed: int = 7) -> Iterator[tuple[EventType, bytes]]:
+    """``count`` distinct valid events: 60% shipments, 20% milestones, 20% hiring reports."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible data, not security
+    for i in range(count):
+        roll = i % 10
+        event_type = (
+            EventType.TRADE_SHIPMENT
+            if roll < 6
+            else EventType.PROJECT_MILESTONE
+            if roll < 8
+            else EventType.HIRING_REPORT
+        )
+        event = _MAKERS[event_type](i, rng)
+        yield event_type, json.dumps(event, separators=(",", ":")).encode("utf-8")

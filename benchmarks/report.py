@@ -1,0 +1,41 @@
+"""Write a benchmark result as JSON and as a Markdown table under ``docs/benchmarks/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_report(result: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["benchmark"]
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    machine = result["machine"]
+    lines = [
+        f"# Benchmark: {name}",
+        "",
+        f"Recorded {result['recorded_at']} with `make bench-{name}` "
+        f"({result['events']:,} events). Figures are measured, not asserted.",
+        "",
+        f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
+        f"Python {machine['python']}, aiokafka {machine['aiokafka']} (C extension loaded: "
+        f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
+        f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only).",
+        "",
+        "| stage | events | seconds | events/s | CPU s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for stage in result["stages"]:
+        cpu = "" if stage["cpu_s"] is None else f"{stage['cpu_s']:.1f}"
+        rss = "" if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f}"
+        lines.append(
+            f"| {stage['name']} | {stage['events']:,} | {stage['seconds']:.1f} | "
+            f"{stage['events_per_s']:,.0f} | {cpu} | {rss} |"
+        )
+    lines += [
+        "",
+        *(f"- {key.replace('_', ' ')}: {value}" for key, value in result.items() if "ratio" in key),
+        "",
+    ]
+    (out_dir / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
