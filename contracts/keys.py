@@ -16,11 +16,11 @@ def natural_key(event: AnyEvent) -> NaturalKey:
     """The event type followed by the fields that identify the entity the event describes."""
     match event:
         case TradeShipmentEvent():
-            return (event.type.value, event.data.shipment_id)
+            return (event.type, event.data.shipment_id)
         case ProjectMilestoneEvent():
-            return (event.type.value, event.data.project_id)
+            return (event.type, event.data.project_id)
         case HiringReportEvent():
-            return (event.type.value, event.data.project_id, event.data.period)
+            return (event.type, event.data.project_id, event.data.period)
 
 
 def message_key(event: AnyEvent) -> bytes:

@@ -25,7 +25,8 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.received = Counter(
             "roadmap_ingest_events_received",
-            "Upstream messages processed, by source and the type their topic (or body) carries.",
+            "Upstream messages processed, by source and type (on Kafka the topic's type; on HTTP "
+            "the event's type if it is valid, else unknown).",
             ["source", "type"],
             registry=registry,
         )

@@ -7,6 +7,7 @@ simply be retried (possibly duplicating, never losing).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -35,6 +36,7 @@ class IngestPipeline:
         self._dedup = dedup
         self._metrics = metrics
         self._clock = clock
+        self._one_at_a_time = asyncio.Lock()
 
     async def process(self, sources: Sequence[SourceRecord], *, source: str) -> list[Outcome]:
         """Publish exactly one outcome per message (nothing for a duplicate); raise on failure.
@@ -42,6 +44,12 @@ class IngestPipeline:
         Raises ``PublishError`` when the broker did not acknowledge everything; nothing is
         remembered or counted then.
         """
+        # One batch at a time: a Kafka batch and an HTTP request (or two requests) in flight
+        # together would each admit the same new event_id before either is committed.
+        async with self._one_at_a_time:
+            return await self._process(sources, source=source)
+
+    async def _process(self, sources: Sequence[SourceRecord], *, source: str) -> list[Outcome]:
         started = time.perf_counter()
         pending = self._dedup.pending()
         outcomes = [triage(record, pending) for record in sources]
