@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas lock dev broker bench-ingest clean
+.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas docs lock dev broker bench-ingest clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -33,6 +33,9 @@ typecheck: $(INSTALLED)
 
 schemas: $(INSTALLED) ## regenerate contracts/schemas/ from the models
 	$(BIN)/python -m contracts.schema_files
+
+docs: $(INSTALLED) ## regenerate docs/asyncapi/ from the services' brokers and contracts
+	$(BIN)/python -m services.common.asyncapi
 
 lock: $(INSTALLED) ## re-pin constraints.txt from what is installed
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^roadmap-monitor'; } > constraints.new

@@ -1,0 +1,36 @@
+"""`roadmap-monitor run SERVICE` refuses a bad configuration before it starts anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cli import main
+
+
+def test_bad_setting_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-numeric port and an unknown security protocol exit 2 and name both variables."""
+    monkeypatch.setenv("INGEST_HTTP_PORT", "eighty")
+    monkeypatch.setenv("INGEST_BATCH_MAX_RECORDS", "0")
+    assert main(["run", "ingest"]) == 2
+    err = capsys.readouterr().err
+    assert "INGEST_HTTP_PORT" in err
+    assert "INGEST_BATCH_MAX_RECORDS" in err
+
+
+def test_bad_kafka_setting_is_named_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Kafka setting shared by every service is reported with its KAFKA_ name."""
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "no spaces allowed")
+    assert main(["run", "ingest"]) == 2
+    assert "KAFKA_TOPIC_PREFIX" in capsys.readouterr().err
+
+
+def test_unknown_service_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the services that exist can be run; argparse lists them."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "billing"])
+    assert exit_info.value.code == 2
+    assert "ingest" in capsys.readouterr().err
