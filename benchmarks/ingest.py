@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import time
+from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class StageResult:
     seconds: float
     events_per_s: float
     cpu_s: float | None = None
+    broker_cpu_s: float | None = None
     peak_rss_mib: float | None = None
 
 
@@ -80,7 +82,9 @@ async def _preload(kafka: KafkaSettings, count: int) -> float:
 Forward = Callable[[Sequence[Any]], Awaitable[None]]
 
 
-async def _pass_through(kafka: KafkaSettings, count: int, *, batched: bool) -> StageResult:
+async def _pass_through(
+    kafka: KafkaSettings, count: int, *, batched: bool, broker_pid: int
+) -> StageResult:
     """Consume the upstream topics and re-publish every value unchanged, committing per batch."""
     upstream = [kafka.topic_name(spec) for spec in UPSTREAM_TOPIC_BY_TYPE.values()]
     sink = kafka.topic_name(CANONICAL_EVENTS) + (".batched" if batched else ".plain")
@@ -99,6 +103,7 @@ async def _pass_through(kafka: KafkaSettings, count: int, *, batched: bool) -> S
     await producer.start()
     await publisher.start()
     done, first, last = 0, 0.0, 0.0
+    cpu_at_first = broker_cpu_at_first = 0.0
     try:
         while done < count:
             fetched = await consumer.getmany(timeout_ms=1000, max_records=FETCH_RECORDS)
@@ -107,6 +112,7 @@ async def _pass_through(kafka: KafkaSettings, count: int, *, batched: bool) -> S
                 continue
             if not first:
                 first = time.perf_counter()
+                cpu_at_first, broker_cpu_at_first = time.process_time(), cpu_seconds(broker_pid)
             if batched:
                 await publisher.publish([OutboundRecord(sink, r.key, r.value) for r in records])
             else:
@@ -115,12 +121,20 @@ async def _pass_through(kafka: KafkaSettings, count: int, *, batched: bool) -> S
             await consumer.commit()
             done += len(records)
             last = time.perf_counter()
+        cpu, broker_cpu = time.process_time() - cpu_at_first, cpu_seconds(broker_pid)
     finally:
         await publisher.stop()
         await producer.stop()
         await consumer.stop()
     name = "pass-through, batched send" if batched else "pass-through, send() per record"
-    return StageResult(name, done, last - first, done / (last - first))
+    return StageResult(
+        name,
+        done,
+        last - first,
+        done / (last - first),
+        cpu_s=round(cpu, 2),
+        broker_cpu_s=round(broker_cpu - broker_cpu_at_first, 2),
+    )
 
 
 def _sink_spec(name: str) -> TopicSpec:
@@ -142,57 +156,86 @@ def _received(metrics_text: str) -> int:
     return int(total)
 
 
-async def _ingest(kafka: KafkaSettings, count: int, log_path: Path) -> StageResult:
-    port = free_port()
+async def _spawn_ingest(kafka: KafkaSettings, port: int, group: str, log: Path) -> Process:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": PREFIX,
         "INGEST_HTTP_PORT": str(port),
-        "INGEST_GROUP_ID": "bench-ingest",
+        "INGEST_GROUP_ID": group,
         "INGEST_LOG_LEVEL": "WARNING",
     }
     cli = Path(sys.executable).with_name("roadmap-monitor")
-    with log_path.open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(cli), "run", "ingest", env=env, stdout=log, stderr=log
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            str(cli), "run", "ingest", env=env, stdout=out, stderr=out
         )
+
+
+async def _ingest(
+    kafka: KafkaSettings, count: int, log_dir: Path, *, replicas: int, broker_pid: int
+) -> StageResult:
+    """Run ``replicas`` ingest processes in one group; rate from when all of them are busy."""
+    ports = [free_port() for _ in range(replicas)]
+    group = f"bench-ingest-{replicas}"
+    log = log_dir / f"ingest-{replicas}.log"
+    processes = [await _spawn_ingest(kafka, port, group, log) for port in ports]
+    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=5) for p in ports]
     try:
-        seen = first_seen = 0
         first = last = 0.0
-        cpu_at_first = 0.0
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            deadline = time.monotonic() + 600
-            while seen < count and time.monotonic() < deadline:
+        first_total = 0
+        cpu_at_first: list[float] = []
+        broker_cpu_at_first = 0.0
+        next_report = count // 10
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            for process in processes:
                 if process.returncode is not None:
-                    raise RuntimeError(f"ingest exited with {process.returncode}; see {log_path}")
-                try:
-                    seen = _received((await client.get("/metrics")).text)
-                except httpx.HTTPError:
-                    seen = 0
-                now = time.perf_counter()
-                if seen and not first:
-                    first, first_seen, cpu_at_first = now, seen, cpu_seconds(process.pid)
-                last = now
-                if seen and seen % 50_000 < 2_000:
-                    _say(f"  ingest processed {seen:,}/{count:,}")
-                await asyncio.sleep(0.05)
-        if seen < count:
-            raise RuntimeError(f"ingest processed only {seen} of {count}; see {log_path}")
-        cpu = cpu_seconds(process.pid) - cpu_at_first
-        rss = peak_rss_mib(process.pid)
+                    raise RuntimeError(f"ingest exited with {process.returncode}; see {log}")
+            seen = [await _scrape_received(client) for client in clients]
+            total, now = sum(seen), time.perf_counter()
+            if not first and all(seen):
+                first, first_total = now, total
+                cpu_at_first = [cpu_seconds(p.pid) for p in processes]
+                broker_cpu_at_first = cpu_seconds(broker_pid)
+            last = now
+            if total >= next_report:
+                _say(f"  ingest ({replicas} process(es)) processed {total:,}/{count:,}")
+                next_report += count // 10
+            if total >= count:
+                break
+            await asyncio.sleep(0.05)
+        if total < count:
+            raise RuntimeError(f"ingest processed only {total:,} of {count:,}; see {log}")
+        cpu = sum(cpu_seconds(p.pid) for p in processes) - sum(cpu_at_first)
+        broker_cpu = cpu_seconds(broker_pid) - broker_cpu_at_first
+        rss = max(peak_rss_mib(p.pid) for p in processes)
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), timeout=30)
-    events = count - first_seen
+        for client in clients:
+            await client.aclose()
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await asyncio.wait_for(process.wait(), timeout=30)
+    events = count - first_total
+    name = "ingest, 1 process" if replicas == 1 else f"ingest, {replicas} processes in one group"
     return StageResult(
-        "ingest (validate, normalise, dedup, publish)",
+        name,
         events,
         last - first,
         events / (last - first),
         cpu_s=round(cpu, 2),
+        broker_cpu_s=round(broker_cpu, 2),
         peak_rss_mib=rss,
     )
+
+
+async def _scrape_received(client: httpx.AsyncClient) -> int:
+    try:
+        return _received((await client.get("/metrics")).text)
+    except httpx.HTTPError:
+        return 0
 
 
 async def run(count: int, out_dir: Path) -> dict[str, Any]:
@@ -215,12 +258,19 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         stages = []
         for batched in (False, True):
             _say("measuring " + ("batched" if batched else "plain") + " pass-through")
-            stages.append(await _pass_through(kafka, count, batched=batched))
+            stages.append(
+                await _pass_through(kafka, count, batched=batched, broker_pid=broker.pid or 0)
+            )
             _say(f"  {stages[-1].events_per_s:,.0f} events/s")
-        _say("measuring ingest")
-        stages.append(await _ingest(kafka, count, Path(scratch) / "ingest.log"))
-        _say(f"  {stages[-1].events_per_s:,.0f} events/s")
-    ingest = stages[-1]
+        for replicas in (1, 2):
+            _say(f"measuring ingest with {replicas} process(es)")
+            stages.append(
+                await _ingest(
+                    kafka, count, Path(scratch), replicas=replicas, broker_pid=broker.pid or 0
+                )
+            )
+            _say(f"  {stages[-1].events_per_s:,.0f} events/s")
+    ingest = stages[2]
     result = {
         "benchmark": "ingest",
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -230,6 +280,9 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         "stages": [asdict(stage) for stage in stages],
         "ratio_to_plain_pass_through": round(ingest.events_per_s / stages[0].events_per_s, 2),
         "ratio_to_batched_pass_through": round(ingest.events_per_s / stages[1].events_per_s, 2),
+        "two_processes_ratio_to_plain_pass_through": round(
+            stages[3].events_per_s / stages[0].events_per_s, 2
+        ),
     }
     write_report(result, out_dir)
     return result

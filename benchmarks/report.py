@@ -23,15 +23,20 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
         f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only).",
         "",
-        "| stage | events | seconds | events/s | CPU s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| stage | events | seconds | events/s | CPU s (stage) | CPU s (broker) | CPU µs/event "
+        "(stage) | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for stage in result["stages"]:
         cpu = "" if stage["cpu_s"] is None else f"{stage['cpu_s']:.1f}"
+        broker = "" if stage["broker_cpu_s"] is None else f"{stage['broker_cpu_s']:.1f}"
+        per_event = (
+            "" if stage["cpu_s"] is None else f"{stage['cpu_s'] / stage['events'] * 1e6:.0f}"
+        )
         rss = "" if stage["peak_rss_mib"] is None else f"{stage['peak_rss_mib']:.0f}"
         lines.append(
             f"| {stage['name']} | {stage['events']:,} | {stage['seconds']:.1f} | "
-            f"{stage['events_per_s']:,.0f} | {cpu} | {rss} |"
+            f"{stage['events_per_s']:,.0f} | {cpu} | {broker} | {per_event} | {rss} |"
         )
     lines += [
         "",
