@@ -72,6 +72,16 @@ def render(app: ServiceApp, *, version: str) -> dict[str, Any]:
                 message["contentType"] = "application/json"
                 channel["description"] = spec.description
     schemas.pop("EmptyPayload", None)
+    # FastStream's order follows set iteration (it varies with hash seeding): sort the mappings
+    # so the committed document is the same on every run.
+    for section, key in (
+        (document, "channels"),
+        (document, "operations"),
+        (components, "messages"),
+        (components, "schemas"),
+    ):
+        if key in section:
+            section[key] = dict(sorted(section[key].items()))
     return document
 
 
