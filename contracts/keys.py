@@ -26,3 +26,18 @@ def natural_key(event: AnyEvent) -> NaturalKey:
 def message_key(event: AnyEvent) -> bytes:
     """The Kafka key for ``event``: its natural key joined by ``/`` (ids never contain ``/``)."""
     return "/".join(natural_key(event)).encode("utf-8")
+
+
+def partition_key(event: AnyEvent) -> bytes:
+    """What the canonical topic is partitioned by: the entity the event belongs to.
+
+    A project's milestones and its hiring reports share ``project/<id>``, so one partition holds
+    everything about a project and a consumer owning that partition can join them (jobs by
+    sector). A shipment is its own entity. Every version of a natural key has the same partition
+    key, so versions stay in one partition, in order.
+    """
+    match event:
+        case TradeShipmentEvent():
+            return message_key(event)
+        case ProjectMilestoneEvent() | HiringReportEvent():
+            return f"project/{event.data.project_id}".encode()

@@ -39,16 +39,25 @@ class DlqRecord(Contract):
 
 
 class KpiSnapshot(Contract):
-    """One indicator's state at an evaluation time, published when it changes (and periodically)."""
+    """One indicator at an evaluation time, from the canonical partitions one replica owns.
+
+    ``components`` are the additive parts (sums, counts) over ``partitions``, and
+    ``partition_components`` the same per partition, so snapshots from several replicas can be
+    added up exactly (ratios are taken after adding). ``value`` is computed from ``components``;
+    it is the whole indicator when ``partitions`` covers all ``partition_count`` partitions.
+    """
 
     roadmap: StrictStr
     indicator: StrictStr
-    value: Decimal
+    value: Decimal | None = Field(description="None when undefined, e.g. a ratio over zero")
     expected: Decimal
     target: Decimal
     components: dict[str, Decimal] = Field(
         default_factory=dict, description="Additive parts (sums, counts) the value is computed from"
     )
+    partitions: list[StrictInt] = Field(default_factory=list)
+    partition_count: StrictInt = Field(ge=0, default=0)
+    partition_components: dict[int, dict[str, Decimal]] = Field(default_factory=dict)
     evaluated_at: Timestamp
     last_event_at: Timestamp | None = None
 

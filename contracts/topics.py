@@ -88,7 +88,7 @@ DEAD_LETTERS = TopicSpec(
 )
 KPI_SNAPSHOTS = TopicSpec(
     name="roadmap.kpi.v1",
-    key="indicator id",
+    key="roadmap/indicator/partitions (e.g. kz-by-2025-2029/jobs_created/0,1,2)",
     value=KpiSnapshot,
     producer=METRICS,
     consumers=(ALERTS,),

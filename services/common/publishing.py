@@ -29,6 +29,8 @@ class OutboundRecord(NamedTuple):
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    partition_key: bytes | None = None
+    """Hashed to choose the partition instead of ``key`` (records of one entity together)."""
 
 
 class PublishError(RuntimeError):
@@ -121,9 +123,10 @@ class BatchPublisher:
         if partitions is None:
             known = await producer.partitions_for(record.topic)
             partitions = self._partitions[record.topic] = sorted(known)
-        if record.key is None:
+        by = record.partition_key if record.partition_key is not None else record.key
+        if by is None:
             return partitions[next(self._round_robin) % len(partitions)]
-        return partitions[partition_for_key(record.key, len(partitions))]
+        return partitions[partition_for_key(by, len(partitions))]
 
 
 def _append(batch: Any, record: OutboundRecord) -> Any:

@@ -18,8 +18,8 @@ from services.ingest.triage import Canonical, DeadLetter
 
 
 def canonical_record(outcome: Canonical, *, topic: str) -> OutboundRecord:
-    """The canonical event, keyed by its natural key so every version lands in one partition."""
-    return OutboundRecord(topic, outcome.key, outcome.value)
+    """The canonical event: keyed by its natural key, partitioned by its entity."""
+    return OutboundRecord(topic, outcome.key, outcome.value, partition_key=outcome.partition_key)
 
 
 def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:

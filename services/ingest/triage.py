@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from contracts.codec import Accepted, Rejected, RejectReason, decode_event, encode_event
 from contracts.events import EventType
-from contracts.keys import AnyEvent, message_key
+from contracts.keys import AnyEvent, message_key, partition_key
 from services.ingest.dedup import PendingIds, Seen
 
 UNKNOWN_TYPE_LABEL = "unknown"
@@ -30,6 +30,7 @@ class Canonical(NamedTuple):
     event: AnyEvent
     key: bytes
     value: bytes
+    partition_key: bytes
 
 
 class Duplicate(NamedTuple):
@@ -57,7 +58,7 @@ def _classify(result: Accepted, source: SourceRecord, pending: PendingIds) -> Ou
     value = encode_event(event)
     seen = pending.admit(event.event_id, value)
     if seen is Seen.NEW:
-        return Canonical(event, message_key(event), value)
+        return Canonical(event, message_key(event), value, partition_key(event))
     if seen is Seen.DUPLICATE:
         return Duplicate(event)
     reused = Rejected(

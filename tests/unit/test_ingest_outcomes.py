@@ -69,8 +69,26 @@ def test_canonical_record_is_keyed_by_natural_key() -> None:
     )
     assert isinstance(outcome, Canonical)
     record = canonical_record(outcome, topic="roadmap.events.test")
-    assert record == OutboundRecord("roadmap.events.test", outcome.key, outcome.value)
+    assert record == OutboundRecord(
+        "roadmap.events.test", outcome.key, outcome.value, partition_key=outcome.partition_key
+    )
     assert record.key != b"upstream-key"
+
+
+def test_a_projects_milestones_and_hiring_reports_share_a_partition_key() -> None:
+    """Milestones and hiring reports of one project are partitioned together; keys differ."""
+    by_type = {e.event_type: e for e in valid_examples()}
+    window = DedupWindow(10).pending()
+    outcomes = [
+        triage(SourceRecord("in", 0, i, None, by_type[t].raw, None), window)
+        for i, t in enumerate([EventType.PROJECT_MILESTONE, EventType.HIRING_REPORT])
+    ]
+    milestone, hiring = outcomes
+    assert isinstance(milestone, Canonical)
+    assert isinstance(hiring, Canonical)
+    assert milestone.partition_key == f"project/{milestone.event.data.project_id}".encode()
+    assert hiring.partition_key == f"project/{hiring.event.data.project_id}".encode()
+    assert milestone.key != hiring.key
 
 
 def test_dlq_record_goes_to_the_dlq_topic_with_the_source_key() -> None:
