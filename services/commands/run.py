@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from contracts.roadmap.loader import RoadmapFileError
 from services.common.config import ConfigError, ServiceSettings, load_settings
 from services.common.logs import configure_logging
 from services.common.runtime import ServiceApp, serve
@@ -16,6 +17,7 @@ from services.common.runtime import ServiceApp, serve
 # name -> (settings class path, create_app path); imported only for the service that runs.
 SERVICES: dict[str, tuple[str, str]] = {
     "ingest": ("services.ingest.settings:IngestSettings", "services.ingest.app:create_app"),
+    "metrics": ("services.metrics.settings:MetricsSettings", "services.metrics.app:create_app"),
 }
 
 
@@ -35,7 +37,11 @@ def run_service(name: str) -> int:
         sys.stderr.write(f"roadmap-monitor run {name}: {exc}\n")
         return 2
     configure_logging(name, level=settings.log_level, fmt=settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except RoadmapFileError as exc:
+        sys.stderr.write(f"roadmap-monitor run {name}: invalid roadmap file: {exc}\n")
+        return 2
     try:
         asyncio.run(serve(app))
     except Exception:

@@ -29,6 +29,7 @@ _REF_TEMPLATE = "#/components/schemas/{model}"
 # name -> (settings class, create_app); the documents describe the default configuration.
 DOCUMENTED: dict[str, tuple[str, str]] = {
     "ingest": ("services.ingest.settings:IngestSettings", "services.ingest.app:create_app"),
+    "metrics": ("services.metrics.settings:MetricsSettings", "services.metrics.app:create_app"),
 }
 
 

@@ -1,0 +1,190 @@
+"""The canonical topic, folded: each assigned partition is replayed from its first record.
+
+State is owned per partition. When the group assigns a partition, its state starts empty and
+the partition is read from the beginning; the instance is ready once every owned partition has
+been read up to the end offset it had at assignment. A partition kept across a rebalance keeps
+its state and resumes where it was; a partition taken away is dropped. Offsets are never
+committed: the state is always rebuilt from the topic, so a restart gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from contracts.events import event_adapter
+from services.common.http import CheckResult
+from services.metrics.fold import BreakdownLabels, PartitionState, apply
+from services.metrics.metrics import PipelineMetrics
+from services.metrics.plan import RoadmapPlan
+from services.metrics.settings import MetricsSettings
+
+log = logging.getLogger(__name__)
+
+AfterBatch = Callable[[], Awaitable[None]]
+
+
+async def _no_decoding(_: KafkaMessage) -> None:
+    """Records are decoded by ``contracts`` in the handler, not by FastStream."""
+
+
+class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Owns ``states`` (partition -> state) and keeps them in step with the group's assignment."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        settings: MetricsSettings,
+        plan: RoadmapPlan,
+        metrics: PipelineMetrics,
+        *,
+        topic: str,
+        after_batch: AfterBatch,
+    ) -> None:
+        self.states: dict[int, PartitionState] = {}
+        self.partition_count = 0
+        self._plan = plan
+        self._labels = BreakdownLabels(
+            corridor=(settings.corridor[0], settings.corridor[1]),
+            commodities=frozenset(settings.commodities),
+            sectors=frozenset(settings.sectors),
+        )
+        self._metrics = metrics
+        self._topic = topic
+        self._after_batch = after_batch
+        self._positions: dict[int, int] = {}
+        self._replay_to: dict[int, int] = {}
+        self._released: dict[int, PartitionState] = {}
+        self.assigned_once = False
+        self.subscriber = broker.subscriber(
+            topic,
+            batch=True,
+            group_id=settings.group_id,
+            auto_offset_reset="earliest",
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=100,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            ack_policy=AckPolicy.MANUAL,
+            listener=self,
+            decoder=_no_decoding,
+            title="metrics: canonical events",
+            description="Folded into indicator state; each owned partition replayed from 0.",
+        )
+        self.subscriber(self.on_canonical_batch)
+
+    # -- assignment ---------------------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Kept aside: if the next assignment gives a partition back, its state is reused.
+        for tp in revoked:
+            state = self.states.pop(tp.partition, None)
+            if state is not None:
+                self._released[tp.partition] = state
+        self._update_gauges()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self.subscriber.consumer
+        assert consumer is not None
+        fresh = []
+        for tp in assigned:
+            kept = self._released.pop(tp.partition, None)
+            if kept is not None:
+                self.states[tp.partition] = kept
+                consumer.seek(tp, self._positions.get(tp.partition, 0))
+            else:
+                self.states[tp.partition] = PartitionState(self._plan, self._labels)
+                self._positions[tp.partition] = 0
+                fresh.append(tp)
+        for partition in self._released:
+            self._positions.pop(partition, None)
+            self._replay_to.pop(partition, None)
+            with contextlib.suppress(KeyError):
+                self._metrics.consumer_lag.remove(str(partition))
+        self._released.clear()
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+            ends = await consumer.end_offsets(fresh)
+            for tp in fresh:
+                self._replay_to[tp.partition] = ends[tp]
+        self.partition_count = len(consumer.partitions_for_topic(self._topic) or ())
+        self.assigned_once = True
+        self._update_gauges()
+        log.info(
+            "partitions assigned",
+            extra={
+                "partitions": ",".join(str(tp.partition) for tp in sorted(assigned)),
+                "replaying": ",".join(str(tp.partition) for tp in fresh),
+            },
+        )
+
+    # -- folding ------------------------------------------------------------------------
+    async def on_canonical_batch(self, message: KafkaMessage) -> None:
+        """Decode and fold every record of the batch into its partition's state."""
+        raw = message.raw_message
+        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        started = time.perf_counter()
+        tally: Tally[tuple[str, str]] = Tally()
+        now_ms = time.time() * 1000
+        observe = self._metrics.event_latency.observe
+        for record in records:
+            state = self.states.get(record.partition)
+            if state is None:
+                continue  # revoked while this batch was in flight
+            self._positions[record.partition] = record.offset + 1
+            try:
+                event = event_adapter.validate_json(record.value or b"")
+            except ValidationError:
+                self._metrics.invalid.inc()
+                log.warning(
+                    "not a canonical event; skipped",
+                    extra={"partition": record.partition, "offset": record.offset},
+                )
+                continue
+            tally[event.type.value, apply(state, event).value] += 1
+            observe(max(0.0, (now_ms - record.timestamp) / 1000))
+        for (event_type, outcome), count in tally.items():
+            self._metrics.events.labels(event_type, outcome).inc(count)
+        self._metrics.fold_seconds.observe(time.perf_counter() - started)
+        self._update_lag()
+        self._update_gauges()
+        await self._after_batch()
+
+    def _update_lag(self) -> None:
+        consumer = self.subscriber.consumer
+        if consumer is None:
+            return
+        for partition, position in self._positions.items():
+            highwater = consumer.highwater(TopicPartition(self._topic, partition))
+            if highwater is not None:
+                self._metrics.consumer_lag.labels(str(partition)).set(max(0, highwater - position))
+
+    def _update_gauges(self) -> None:
+        self._metrics.partitions_owned.set(len(self.states))
+        self._metrics.partitions_replaying.set(len(self.replaying()))
+
+    # -- readiness ----------------------------------------------------------------------
+    def replaying(self) -> list[int]:
+        """Owned partitions not yet read up to where they ended when assigned."""
+        return [p for p in self.states if self._positions.get(p, 0) < self._replay_to.get(p, 0)]
+
+    @property
+    def caught_up(self) -> bool:
+        return self.assigned_once and not self.replaying()
+
+    async def readiness(self) -> CheckResult:
+        if not self.assigned_once:
+            return CheckResult(False, "joining the consumer group")
+        behind = self.replaying()
+        if behind:
+            left = sum(self._replay_to[p] - self._positions.get(p, 0) for p in behind)
+            return CheckResult(False, f"replaying partitions {behind}: {left} records to go")
+        return CheckResult(True, f"{len(self.states)} partitions replayed and followed")

@@ -1,0 +1,142 @@
+"""What the fold keeps per natural key: a small tuple, not the event.
+
+Amounts become integers in millionths (exact: amounts have at most 6 decimal places), dates
+become day ordinals and codes are interned, so a million shipments fit in a few hundred MB.
+A record's first two fields are its version: later ``occurred_at`` wins, ties by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+from contracts.events import (
+    EventType,
+    HiringReportEvent,
+    ProjectMilestoneEvent,
+    TradeShipmentEvent,
+)
+from contracts.keys import AnyEvent
+
+MICRO = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micro(amount: Decimal | int) -> int:
+    """``amount`` in millionths, exactly."""
+    return int(amount * MICRO)
+
+
+def from_micro(micro: int) -> Decimal:
+    return Decimal(micro) / MICRO
+
+
+def timestamp_us(moment: datetime) -> int:
+    """Microseconds since the epoch, computed without floating point."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_timestamp_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def month_start(period: str) -> date:
+    """The first day of a ``YYYY-MM`` period."""
+    return date(int(period[:4]), int(period[5:7]), 1)
+
+
+class Shipment(NamedTuple):
+    version_us: int
+    event_id: str
+    origin: str
+    destination: str
+    mode: str
+    commodity: str
+    tonnes: int
+    value_usd: int | None
+    day: int
+
+
+class Project(NamedTuple):
+    version_us: int
+    event_id: str
+    project_id: str
+    sector: str
+    joint_venture: bool
+    stage: str
+    investment_usd: int
+    planned_jobs: int
+    day: int
+
+
+class Hiring(NamedTuple):
+    version_us: int
+    event_id: str
+    project_id: str
+    jobs_created: int
+    day: int
+
+
+EntityRecord = Shipment | Project | Hiring
+
+RECORD_TYPES: dict[EventType, type[Shipment] | type[Project] | type[Hiring]] = {
+    EventType.TRADE_SHIPMENT: Shipment,
+    EventType.PROJECT_MILESTONE: Project,
+    EventType.HIRING_REPORT: Hiring,
+}
+
+_intern = sys.intern
+
+
+def record_of(event: AnyEvent) -> tuple[EventType, str, EntityRecord]:
+    """The event's type, the key it is held under within that type, and its compact record."""
+    version = timestamp_us(event.occurred_at)
+    match event:
+        case TradeShipmentEvent(data=data):
+            value = data.value_usd
+            return (
+                EventType.TRADE_SHIPMENT,
+                data.shipment_id,
+                Shipment(
+                    version,
+                    event.event_id,
+                    _intern(data.origin),
+                    _intern(data.destination),
+                    _intern(data.mode.value),
+                    _intern(data.commodity),
+                    to_micro(data.tonnes),
+                    None if value is None else to_micro(value),
+                    data.shipped_on.toordinal(),
+                ),
+            )
+        case ProjectMilestoneEvent(data=data):
+            return (
+                EventType.PROJECT_MILESTONE,
+                data.project_id,
+                Project(
+                    version,
+                    event.event_id,
+                    data.project_id,
+                    _intern(data.sector),
+                    data.joint_venture,
+                    _intern(data.stage.value),
+                    to_micro(data.investment_usd),
+                    to_micro(data.planned_jobs),
+                    data.reached_on.toordinal(),
+                ),
+            )
+        case HiringReportEvent(data=data):
+            return (
+                EventType.HIRING_REPORT,
+                f"{data.project_id}/{data.period}",
+                Hiring(
+                    version,
+                    event.event_id,
+                    data.project_id,
+                    to_micro(data.jobs_created),
+                    month_start(data.period).toordinal(),
+                ),
+            )

@@ -1,0 +1,177 @@
+"""The roadmap file compiled for the fold: each indicator becomes one or two *slots*.
+
+A slot selects entities of one type (``where``) and says how much each adds (a field in
+millionths, or one for a count). The fold keeps, per slot, sums by business day; an indicator's
+window is applied when it is read, so the same sums serve any evaluation time. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+from contracts.events import EVENT_MODELS, EventType, ProjectStage
+from contracts.roadmap.model import (
+    CountOf,
+    GrowthOf,
+    Indicator,
+    Measure,
+    RoadmapFile,
+    ShareOf,
+    SumOf,
+    Where,
+    Window,
+)
+from services.metrics.entities import MICRO, EntityRecord
+
+Kind = Literal["sum", "count", "share", "yoy_growth"]
+Predicate = Callable[[Any], bool]
+Amount = Callable[[Any], int | None]
+
+COMPONENTS: dict[Kind, tuple[str, ...]] = {
+    "sum": ("sum",),
+    "count": ("count",),
+    "share": ("numerator", "denominator"),
+    "yoy_growth": ("current", "previous"),
+}
+"""The additive parts each kind of indicator is computed from, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    event_type: EventType
+    matches: Predicate
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorPlan:
+    indicator: Indicator
+    kind: Kind
+    window: Window
+    slots: tuple[int, ...]
+    """Indices into ``RoadmapPlan.slots``: one, or two for ``share`` (numerator, denominator)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoadmapPlan:
+    roadmap: str
+    indicators: tuple[IndicatorPlan, ...]
+    slots: tuple[Slot, ...]
+    slots_by_type: dict[EventType, tuple[int, ...]]
+
+    def indicator(self, indicator_id: str) -> IndicatorPlan:
+        for plan in self.indicators:
+            if plan.indicator.id == indicator_id:
+                return plan
+        raise KeyError(indicator_id)
+
+
+def _normalised(event_type: EventType, field: str, values: list[str | bool]) -> frozenset[Any]:
+    """The filter's values as the canonical events hold them (``kz`` becomes ``KZ``)."""
+    data_model = EVENT_MODELS[event_type].model_fields["data"].annotation
+    assert isinstance(data_model, type)
+    assert issubclass(data_model, BaseModel)
+    annotation = data_model.model_fields[field].annotation
+    assert annotation is not None
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    normalised = set()
+    for value in values:
+        parsed = adapter.validate_python(value)
+        normalised.add(getattr(parsed, "value", parsed))  # enums are held as their value
+    return frozenset(normalised)
+
+
+def _one_of(field: str, allowed: frozenset[Any]) -> Predicate:
+    get = attrgetter(field)
+
+    def check(record: Any) -> bool:
+        return get(record) in allowed
+
+    return check
+
+
+def compile_where(event_type: EventType, where: Where) -> Predicate:
+    """A predicate on an entity record for ``where`` (every condition must hold)."""
+    checks: list[Predicate] = []
+    for field, values in where.fields.items():
+        checks.append(_one_of(field, _normalised(event_type, field, values)))
+    if where.route_between is not None:
+        a, b = where.route_between
+        routes = frozenset({(a, b), (b, a)})
+        checks.append(lambda record: (record.origin, record.destination) in routes)
+    if where.stage_at_least is not None:
+        floor = where.stage_at_least
+        live = frozenset(s.value for s in ProjectStage if s.is_at_least(floor))
+        checks.append(lambda record: record.stage in live)
+    if not checks:
+        return lambda _record: True
+    if len(checks) == 1:
+        return checks[0]
+    return lambda record: all(check(record) for check in checks)
+
+
+def _measure_slot(measure: Measure) -> Slot:
+    return Slot(
+        measure.event_type,
+        compile_where(measure.event_type, measure.where),
+        attrgetter(measure.field),
+    )
+
+
+def _count_slot(count: CountOf) -> Slot:
+    return Slot(count.event_type, compile_where(count.event_type, count.where), lambda _r: MICRO)
+
+
+def compile_roadmap(roadmap: RoadmapFile) -> RoadmapPlan:
+    """Every indicator of ``roadmap`` as slots the fold can fill."""
+    slots: list[Slot] = []
+    plans: list[IndicatorPlan] = []
+
+    def add(slot: Slot) -> int:
+        slots.append(slot)
+        return len(slots) - 1
+
+    for indicator in roadmap.indicators:
+        compute = indicator.compute
+        match compute:
+            case SumOf():
+                plan = IndicatorPlan(
+                    indicator, "sum", compute.window, (add(_measure_slot(compute)),)
+                )
+            case CountOf():
+                plan = IndicatorPlan(
+                    indicator, "count", compute.window, (add(_count_slot(compute)),)
+                )
+            case ShareOf():
+                numerator = add(_measure_slot(compute.numerator))
+                denominator = add(_measure_slot(compute.denominator))
+                plan = IndicatorPlan(indicator, "share", compute.window, (numerator, denominator))
+            case GrowthOf():
+                plan = IndicatorPlan(
+                    indicator, "yoy_growth", compute.window, (add(_measure_slot(compute.measure)),)
+                )
+        plans.append(plan)
+    by_type = {
+        event_type: tuple(i for i, slot in enumerate(slots) if slot.event_type is event_type)
+        for event_type in EventType
+    }
+    return RoadmapPlan(roadmap.roadmap, tuple(plans), tuple(slots), by_type)
+
+
+def contributions(
+    plan: RoadmapPlan, event_type: EventType, record: EntityRecord
+) -> list[tuple[int, int]]:
+    """``(slot, amount)`` for every slot ``record`` counts in, with what it adds there."""
+    found = []
+    for index in plan.slots_by_type[event_type]:
+        slot = plan.slots[index]
+        if slot.matches(record):
+            amount = slot.amount(record)
+            if amount is not None:
+                found.append((index, amount))
+    return found

@@ -1,0 +1,124 @@
+"""An indicator at a moment: its components, value, expected value and freshness. Pure.
+
+Windows are applied here, on the per-day sums the fold keeps: ``all`` takes every day,
+``since_start`` the days from the indicator's start to the evaluation day, ``year_to_date`` the
+months of the evaluation year up to and including the evaluation month (and, for growth, the
+same months a year earlier). Components are added across partitions before any ratio is taken.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from contracts.roadmap.model import Indicator, Window
+from contracts.roadmap.trajectory import TargetTrajectory
+from services.metrics.entities import from_micro, from_timestamp_us
+from services.metrics.fold import PartitionState
+from services.metrics.plan import COMPONENTS, IndicatorPlan, Kind
+
+DayRange = tuple[int, int] | None
+"""Inclusive day ordinals; ``None`` for every day."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    indicator: Indicator
+    evaluated_at: datetime
+    value: Decimal | None
+    expected: Decimal
+    components: dict[str, Decimal]
+    partition_components: dict[int, dict[str, Decimal]]
+    last_event_at: datetime | None
+
+    @property
+    def target(self) -> Decimal:
+        return self.indicator.target
+
+    @property
+    def progress(self) -> Decimal | None:
+        """``value / target`` (None when either is missing or the target is 0)."""
+        if self.value is None or not self.indicator.target:
+            return None
+        return self.value / self.indicator.target
+
+
+def _end_of_month(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def year_to_date(on: date, *, years_back: int = 0) -> tuple[int, int]:
+    """January 1 to the end of ``on``'s month, ``years_back`` years earlier."""
+    year = on.year - years_back
+    return date(year, 1, 1).toordinal(), _end_of_month(year, on.month).toordinal()
+
+
+def window_days(window: Window, indicator: Indicator, on: date) -> DayRange:
+    if window is Window.ALL:
+        return None
+    if window is Window.SINCE_START:
+        return indicator.start.toordinal(), on.toordinal()
+    return year_to_date(on)
+
+
+def _sum(buckets: Mapping[int, int], days: DayRange) -> int:
+    if days is None:
+        return sum(buckets.values())
+    low, high = days
+    return sum(amount for day, amount in buckets.items() if low <= day <= high)
+
+
+def partition_components(plan: IndicatorPlan, state: PartitionState, on: date) -> list[int]:
+    """The indicator's components (millionths) from one partition, in ``COMPONENTS`` order."""
+    if plan.kind == "yoy_growth":
+        (slot,) = plan.slots
+        return [
+            _sum(state.buckets[slot], year_to_date(on)),
+            _sum(state.buckets[slot], year_to_date(on, years_back=1)),
+        ]
+    days = window_days(plan.window, plan.indicator, on)
+    return [_sum(state.buckets[slot], days) for slot in plan.slots]
+
+
+def value_of(kind: Kind, components: list[int]) -> Decimal | None:
+    """The indicator's value from summed components; ``None`` when a ratio is undefined."""
+    if kind in ("sum", "count"):
+        return from_micro(components[0])
+    top, bottom = components
+    if bottom == 0:
+        return None
+    if kind == "share":
+        return Decimal(top) / Decimal(bottom)
+    return Decimal(top) / Decimal(bottom) - 1
+
+
+def read(plan: IndicatorPlan, states: Mapping[int, PartitionState], at: datetime) -> Reading:
+    """The indicator over every partition in ``states``, evaluated at ``at``."""
+    on = at.date()
+    names = COMPONENTS[plan.kind]
+    per_partition = {p: partition_components(plan, s, on) for p, s in sorted(states.items())}
+    totals = [sum(parts[i] for parts in per_partition.values()) for i in range(len(names))]
+    newest = max(
+        (s.slot_last_event_us[slot] for s in states.values() for slot in plan.slots), default=0
+    )
+    return Reading(
+        indicator=plan.indicator,
+        evaluated_at=at,
+        value=value_of(plan.kind, totals),
+        expected=TargetTrajectory(plan.indicator).expected(at),
+        components={n: from_micro(v) for n, v in zip(names, totals, strict=True)},
+        partition_components={
+            p: {n: from_micro(v) for n, v in zip(names, parts, strict=True)}
+            for p, parts in per_partition.items()
+        },
+        last_event_at=from_timestamp_us(newest) if newest else None,
+    )
+
+
+def event_clock(states: Mapping[int, PartitionState]) -> datetime | None:
+    """The newest ``occurred_at`` folded so far (the clock for replays), if any."""
+    newest = max((s.newest_event_us for s in states.values()), default=0)
+    return from_timestamp_us(newest) if newest else None

@@ -1,0 +1,59 @@
+"""Which KPI snapshots to publish: an indicator that changed, or one not published for a while.
+
+Pure: the caller passes readings and the time; this says which to send and builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from contracts.records import KpiSnapshot
+from services.metrics.readings import Reading
+
+
+def snapshot_of(
+    reading: Reading, *, roadmap: str, partitions: Sequence[int], partition_count: int
+) -> KpiSnapshot:
+    return KpiSnapshot(
+        roadmap=roadmap,
+        indicator=reading.indicator.id,
+        value=reading.value,
+        expected=reading.expected,
+        target=reading.target,
+        components=reading.components,
+        partitions=list(partitions),
+        partition_count=partition_count,
+        partition_components=reading.partition_components,
+        evaluated_at=reading.evaluated_at,
+        last_event_at=reading.last_event_at,
+    )
+
+
+def snapshot_key(snapshot: KpiSnapshot) -> bytes:
+    """``roadmap/indicator/partitions``: one compacted entry per indicator and partition set."""
+    partitions = ",".join(str(p) for p in snapshot.partitions)
+    return f"{snapshot.roadmap}/{snapshot.indicator}/{partitions}".encode()
+
+
+@dataclass
+class SnapshotPolicy:
+    """Remembers what was last published, per indicator."""
+
+    interval_s: float
+    _last: dict[str, tuple[object, float]] = field(default_factory=dict)
+
+    def due(self, readings: Sequence[Reading], now_s: float, owned: Sequence[int]) -> list[Reading]:
+        """Readings whose value, components or partitions changed, or whose interval passed."""
+        due = []
+        for reading in readings:
+            fingerprint = (reading.value, tuple(reading.components.items()), tuple(owned))
+            last = self._last.get(reading.indicator.id)
+            if last is None or last[0] != fingerprint or now_s - last[1] >= self.interval_s:
+                due.append(reading)
+        return due
+
+    def published(self, readings: Sequence[Reading], now_s: float, owned: Sequence[int]) -> None:
+        for reading in readings:
+            fingerprint = (reading.value, tuple(reading.components.items()), tuple(owned))
+            self._last[reading.indicator.id] = (fingerprint, now_s)
