@@ -10,14 +10,9 @@ from __future__ import annotations
 import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from contracts.events import (
-    EventType,
-    HiringReportEvent,
-    ProjectMilestoneEvent,
-    TradeShipmentEvent,
-)
+from contracts.events import EventType
 from contracts.keys import AnyEvent
 
 MICRO = 1_000_000
@@ -91,52 +86,58 @@ RECORD_TYPES: dict[EventType, type[Shipment] | type[Project] | type[Hiring]] = {
 _intern = sys.intern
 
 
+def _shipment(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+    data = event.data
+    value = data.value_usd
+    record = Shipment(
+        version,
+        event.event_id,
+        _intern(data.origin),
+        _intern(data.destination),
+        data.mode,  # a StrEnum member: compares and hashes as its value, held once
+        _intern(data.commodity),
+        to_micro(data.tonnes),
+        None if value is None else to_micro(value),
+        data.shipped_on.toordinal(),
+    )
+    return EventType.TRADE_SHIPMENT, data.shipment_id, record
+
+
+def _project(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+    data = event.data
+    record = Project(
+        version,
+        event.event_id,
+        data.project_id,
+        _intern(data.sector),
+        data.joint_venture,
+        data.stage,
+        to_micro(data.investment_usd),
+        to_micro(data.planned_jobs),
+        data.reached_on.toordinal(),
+    )
+    return EventType.PROJECT_MILESTONE, data.project_id, record
+
+
+def _hiring(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+    data = event.data
+    record = Hiring(
+        version,
+        event.event_id,
+        data.project_id,
+        to_micro(data.jobs_created),
+        month_start(data.period).toordinal(),
+    )
+    return EventType.HIRING_REPORT, f"{data.project_id}/{data.period}", record
+
+
+_RECORD_OF = {
+    EventType.TRADE_SHIPMENT: _shipment,
+    EventType.PROJECT_MILESTONE: _project,
+    EventType.HIRING_REPORT: _hiring,
+}
+
+
 def record_of(event: AnyEvent) -> tuple[EventType, str, EntityRecord]:
     """The event's type, the key it is held under within that type, and its compact record."""
-    version = timestamp_us(event.occurred_at)
-    match event:
-        case TradeShipmentEvent(data=data):
-            value = data.value_usd
-            return (
-                EventType.TRADE_SHIPMENT,
-                data.shipment_id,
-                Shipment(
-                    version,
-                    event.event_id,
-                    _intern(data.origin),
-                    _intern(data.destination),
-                    _intern(data.mode.value),
-                    _intern(data.commodity),
-                    to_micro(data.tonnes),
-                    None if value is None else to_micro(value),
-                    data.shipped_on.toordinal(),
-                ),
-            )
-        case ProjectMilestoneEvent(data=data):
-            return (
-                EventType.PROJECT_MILESTONE,
-                data.project_id,
-                Project(
-                    version,
-                    event.event_id,
-                    data.project_id,
-                    _intern(data.sector),
-                    data.joint_venture,
-                    _intern(data.stage.value),
-                    to_micro(data.investment_usd),
-                    to_micro(data.planned_jobs),
-                    data.reached_on.toordinal(),
-                ),
-            )
-        case HiringReportEvent(data=data):
-            return (
-                EventType.HIRING_REPORT,
-                f"{data.project_id}/{data.period}",
-                Hiring(
-                    version,
-                    event.event_id,
-                    data.project_id,
-                    to_micro(data.jobs_created),
-                    month_start(data.period).toordinal(),
-                ),
-            )
+    return _RECORD_OF[event.type](event, timestamp_us(event.occurred_at))

@@ -154,9 +154,10 @@ class RoadmapCollector(Collector):
             "roadmap_freight_value_usd", "Declared value of shipments.", labels=labels
         )
         for key, (count, mass, usd) in sorted(freight.items()):
-            shipments.add_metric(list(key), count)
-            tonnes.add_metric(list(key), mass / MICRO)
-            worth.add_metric(list(key), usd / MICRO)
+            labels_ = [str(part) for part in key]  # codes may be StrEnum members
+            shipments.add_metric(labels_, count)
+            tonnes.add_metric(labels_, mass / MICRO)
+            worth.add_metric(labels_, usd / MICRO)
         projects = GaugeMetricFamily(
             "roadmap_projects", "Projects by their latest stage.", labels=["stage"]
         )
@@ -164,8 +165,8 @@ class RoadmapCollector(Collector):
             "roadmap_projects_investment_usd", "Investment by latest stage.", labels=["stage"]
         )
         for stage, (count, money) in sorted(stages.items()):
-            projects.add_metric([stage], count)
-            investment.add_metric([stage], money / MICRO)
+            projects.add_metric([str(stage)], count)
+            investment.add_metric([str(stage)], money / MICRO)
         jobs = GaugeMetricFamily(
             "roadmap_jobs", "Net jobs created, by the project's sector.", labels=["sector"]
         )

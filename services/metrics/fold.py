@@ -10,13 +10,15 @@ broker, clock or environment; the state is mutated in place and returned.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from contracts.events import EventType
 from contracts.keys import AnyEvent
-from services.metrics.entities import EntityRecord, Hiring, Project, Shipment, record_of
-from services.metrics.plan import RoadmapPlan, contributions
+from services.metrics.entities import EntityRecord, Project, record_of
+from services.metrics.plan import RoadmapPlan
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -116,28 +118,49 @@ def fold(state: PartitionState, event: AnyEvent) -> PartitionState:
 def _account(
     state: PartitionState, event_type: EventType, record: EntityRecord, sign: int, seen_us: int
 ) -> None:
-    for slot, amount in contributions(state.plan, event_type, record):
-        state.buckets[slot][record.day] += sign * amount
-        state.slot_last_event_us[slot] = max(state.slot_last_event_us[slot], seen_us)
-    match record:
-        case Shipment():
-            labels = state.labels
-            row = state.freight[
-                (
-                    labels.direction(record.origin, record.destination),
-                    record.mode,
-                    labels.commodity(record.commodity),
-                )
-            ]
-            row[0] += sign
-            row[1] += sign * record.tonnes
-            row[2] += sign * (record.value_usd or 0)
-        case Project():
-            row = state.projects_by_stage[record.stage]
-            row[0] += sign
-            row[1] += sign * record.investment_usd
-        case Hiring():
-            state.jobs_by_project[record.project_id] += sign * record.jobs_created
+    plan = state.plan
+    buckets, last_seen = state.buckets, state.slot_last_event_us
+    for index in plan.slots_by_type[event_type]:
+        slot = plan.slots[index]
+        if not slot.matches(record):
+            continue
+        amount = slot.amount(record)
+        if amount is None:
+            continue
+        buckets[index][record.day] += sign * amount
+        last_seen[index] = max(last_seen[index], seen_us)
+    _BREAKDOWNS[event_type](state, record, sign)
+
+
+def _shipment_breakdown(state: PartitionState, record: Any, sign: int) -> None:
+    labels = state.labels
+    row = state.freight[
+        (
+            labels.direction(record.origin, record.destination),
+            record.mode,
+            labels.commodity(record.commodity),
+        )
+    ]
+    row[0] += sign
+    row[1] += sign * record.tonnes
+    row[2] += sign * (record.value_usd or 0)
+
+
+def _project_breakdown(state: PartitionState, record: Any, sign: int) -> None:
+    row = state.projects_by_stage[record.stage]
+    row[0] += sign
+    row[1] += sign * record.investment_usd
+
+
+def _hiring_breakdown(state: PartitionState, record: Any, sign: int) -> None:
+    state.jobs_by_project[record.project_id] += sign * record.jobs_created
+
+
+_BREAKDOWNS: dict[EventType, Callable[[PartitionState, Any, int], None]] = {
+    EventType.TRADE_SHIPMENT: _shipment_breakdown,
+    EventType.PROJECT_MILESTONE: _project_breakdown,
+    EventType.HIRING_REPORT: _hiring_breakdown,
+}
 
 
 def jobs_by_sector(state: PartitionState) -> dict[str, int]:
