@@ -24,7 +24,7 @@ def _shipment(i: int, rng: random.Random) -> dict[str, object]:
         "destination": destination,
         "mode": rng.choice(_MODES),
         "commodity": rng.choice(_COMMODITIES),
-        "tonnes": round(rng.uniform(1, 40), 3),
+        "tonnes": f"{rng.uniform(1, 40):.3f}",
         "shipped_on": day.isoformat(),
     }
     if rng.random() < 0.8:
@@ -79,12 +79,18 @@ _MAKERS = {
 }
 
 
-def valid_events(count: int, *, seed: int = 7) -> Iterator[tuple[EventType, bytes]]:
-    """``count`` distinct valid events: 60% shipments, 20% milestones, 20% hiring reports."""
+def valid_events(
+    count: int, *, seed: int = 7, only: EventType | None = None
+) -> Iterator[tuple[EventType, bytes]]:
+    """``count`` distinct valid events: 60% shipments, 20% milestones, 20% hiring reports.
+
+    Amounts are decimal strings, as on the canonical topic, so the same bytes also serve as
+    canonical events. ``only`` restricts the stream to one type.
+    """
     rng = random.Random(seed)  # noqa: S311 - reproducible data, not security
     for i in range(count):
         roll = i % 10
-        event_type = (
+        event_type = only or (
             EventType.TRADE_SHIPMENT
             if roll < 6
             else EventType.PROJECT_MILESTONE

@@ -14,6 +14,15 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
+def rss_mib(pid: int) -> float:
+    """Resident set size (``VmRSS``) of ``pid`` now, in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time ``pid`` has used so far."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:

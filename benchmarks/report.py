@@ -44,3 +44,34 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         "",
     ]
     (out_dir / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_table(result: dict[str, Any], out_dir: Path) -> None:
+    """JSON plus a Markdown list of every figure, section by section."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["benchmark"]
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    machine = result["machine"]
+    lines = [
+        f"# Benchmark: {name}",
+        "",
+        f"Recorded {result['recorded_at']} with `make bench-{name}`. Measured, not asserted.",
+        "",
+        f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
+        f"Python {machine['python']}, aiokafka {machine['aiokafka']} (C extension loaded: "
+        f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
+        f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only).",
+        "",
+    ]
+    for section, figures in result.items():
+        if not isinstance(figures, dict) or section == "machine":
+            continue
+        lines += [f"## {section}", "", "| figure | value |", "|---|---:|"]
+        lines += [
+            f"| {key.replace('_', ' ')} | {value:,} |"
+            if isinstance(value, int | float)
+            else f"| {key.replace('_', ' ')} | {value} |"
+            for key, value in figures.items()
+        ]
+        lines.append("")
+    (out_dir / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")

@@ -10,7 +10,7 @@ broker, clock or environment; the state is mutated in place and returned.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -19,6 +19,7 @@ from contracts.events import EventType
 from contracts.keys import AnyEvent
 from services.metrics.entities import EntityRecord, Project, record_of
 from services.metrics.plan import RoadmapPlan
+from services.metrics.stores import PackedShipments
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -60,8 +61,12 @@ class PartitionState:
 
     plan: RoadmapPlan
     labels: BreakdownLabels = field(default_factory=BreakdownLabels)
-    entities: dict[EventType, dict[str, EntityRecord]] = field(
-        default_factory=lambda: {event_type: {} for event_type in EventType}
+    entities: dict[EventType, MutableMapping[str, Any]] = field(
+        default_factory=lambda: {
+            EventType.TRADE_SHIPMENT: PackedShipments(),
+            EventType.PROJECT_MILESTONE: {},
+            EventType.HIRING_REPORT: {},
+        }
     )
     buckets: list[defaultdict[int, int]] = field(default_factory=list)
     """Per slot: business day ordinal -> sum in millionths."""

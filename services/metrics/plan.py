@@ -135,33 +135,43 @@ def _count_slot(count: CountOf) -> Slot:
     return Slot(count.event_type, compile_where(count.event_type, count.where), lambda _r: MICRO)
 
 
+def _as_measure(compute: SumOf) -> Measure:
+    return Measure(event_type=compute.event_type, where=compute.where, field=compute.field)
+
+
 def compile_roadmap(roadmap: RoadmapFile) -> RoadmapPlan:
     """Every indicator of ``roadmap`` as slots the fold can fill."""
     slots: list[Slot] = []
     plans: list[IndicatorPlan] = []
+    known: dict[str, int] = {}
 
-    def add(slot: Slot) -> int:
-        slots.append(slot)
-        return len(slots) - 1
+    def add(selection: Measure | CountOf) -> int:
+        # Indicators that select and measure the same thing share one slot (and its sums).
+        what = selection.model_dump_json(exclude={"aggregation", "window"})
+        identity = f"{type(selection).__name__}:{what}"
+        if identity not in known:
+            known[identity] = len(slots)
+            slots.append(
+                _count_slot(selection)
+                if isinstance(selection, CountOf)
+                else _measure_slot(selection)
+            )
+        return known[identity]
 
     for indicator in roadmap.indicators:
         compute = indicator.compute
         match compute:
             case SumOf():
-                plan = IndicatorPlan(
-                    indicator, "sum", compute.window, (add(_measure_slot(compute)),)
-                )
+                plan = IndicatorPlan(indicator, "sum", compute.window, (add(_as_measure(compute)),))
             case CountOf():
-                plan = IndicatorPlan(
-                    indicator, "count", compute.window, (add(_count_slot(compute)),)
-                )
+                plan = IndicatorPlan(indicator, "count", compute.window, (add(compute),))
             case ShareOf():
-                numerator = add(_measure_slot(compute.numerator))
-                denominator = add(_measure_slot(compute.denominator))
+                numerator = add(compute.numerator)
+                denominator = add(compute.denominator)
                 plan = IndicatorPlan(indicator, "share", compute.window, (numerator, denominator))
             case GrowthOf():
                 plan = IndicatorPlan(
-                    indicator, "yoy_growth", compute.window, (add(_measure_slot(compute.measure)),)
+                    indicator, "yoy_growth", compute.window, (add(compute.measure),)
                 )
         plans.append(plan)
     by_type = {

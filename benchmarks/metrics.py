@@ -1,0 +1,291 @@
+"""``make bench-metrics``: how fast and how lean the metrics service is. Recorded, not asserted.
+
+1. Pure fold rate: ``apply`` on already-decoded events (and with decoding, from canonical JSON).
+2. Service rate: ``roadmap-monitor run metrics`` replaying a pre-loaded canonical topic.
+3. Event-to-``/metrics`` latency at a steady 1,000 events/s: each event's publish time against
+   the first scrape (every 10 ms) whose folded-event count includes it.
+4. Resident memory after replaying 1,000,000 shipments (``--shipments`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from asyncio.subprocess import Process
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.events import valid_events
+from benchmarks.machine import describe
+from benchmarks.process_stats import cpu_seconds, peak_rss_mib, rss_mib
+from benchmarks.report import write_table
+from contracts.events import EventType, event_adapter
+from contracts.keys import message_key, partition_key
+from contracts.roadmap.loader import load_roadmap
+from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
+from services.common.config import KafkaSettings
+from services.common.embedded_broker import EmbeddedBroker, free_port
+from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.topics import ensure_topics
+from services.metrics.fold import PartitionState, apply
+from services.metrics.plan import compile_roadmap
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+def fold_rates(count: int) -> dict[str, float]:
+    plan = compile_roadmap(load_roadmap("deploy/roadmap.yaml"))
+    raw = [value for _, value in valid_events(count)]
+    started = time.perf_counter()
+    events = [event_adapter.validate_json(value) for value in raw]
+    decode_s = time.perf_counter() - started
+    state = PartitionState(plan)
+    started = time.perf_counter()
+    for event in events:
+        apply(state, event)
+    fold_s = time.perf_counter() - started
+    return {
+        "events": count,
+        "fold_events_per_s": round(count / fold_s),
+        "decode_and_fold_events_per_s": round(count / (fold_s + decode_s)),
+    }
+
+
+def _records(kafka: KafkaSettings, values: Sequence[bytes]) -> list[OutboundRecord]:
+    topic = kafka.topic_name(CANONICAL_EVENTS)
+    records = []
+    for value in values:
+        event = event_adapter.validate_json(value)
+        records.append(
+            OutboundRecord(topic, message_key(event), value, partition_key=partition_key(event))
+        )
+    return records
+
+
+async def _load(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
+    publisher = BatchPublisher(kafka, client_id="bench-loader")
+    await publisher.start()
+    try:
+        for start in range(0, len(values), 5000):
+            await publisher.publish(_records(kafka, values[start : start + 5000]))
+            if (start // 5000) % 40 == 39:
+                _say(f"  loaded {start + 5000:,}/{len(values):,}")
+    finally:
+        await publisher.stop()
+
+
+def _folded(text: str) -> int:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "roadmap_metrics_events":
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return int(total)
+
+
+async def _spawn(kafka: KafkaSettings, port: int, group: str, log: Path) -> Process:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "METRICS_HTTP_PORT": str(port),
+        "METRICS_GROUP_ID": group,
+        "METRICS_LOG_LEVEL": "WARNING",
+    }
+    cli = Path(sys.executable).with_name("roadmap-monitor")
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            str(cli), "run", "metrics", env=env, stdout=out, stderr=out
+        )
+
+
+async def _until_folded(
+    client: httpx.AsyncClient, process: Process, count: int, *, poll_s: float = 0.05
+) -> tuple[float, float, int]:
+    """(first time > 0, time == count, count at first) while polling ``/metrics``."""
+    first = 0.0
+    first_count = 0
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"metrics exited with {process.returncode}")
+        try:
+            folded = _folded((await client.get("/metrics")).text)
+        except httpx.HTTPError:
+            folded = 0
+        now = time.perf_counter()
+        if folded and not first:
+            first, first_count = now, folded
+        if folded >= count:
+            return first, now, first_count
+        await asyncio.sleep(poll_s)
+    raise RuntimeError("metrics did not fold everything in time")
+
+
+async def _stop(process: Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), timeout=60)
+
+
+async def service_rate_and_latency(
+    kafka: KafkaSettings, count: int, log_dir: Path, *, rate: int, seconds: int
+) -> dict[str, Any]:
+    values = [value for _, value in valid_events(count, seed=11)]
+    _say(f"loading {count:,} canonical events")
+    await _load(kafka, values)
+    port = free_port()
+    process = await _spawn(kafka, port, "bench-metrics-service", log_dir / "metrics.log")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            first, done, first_count = await _until_folded(client, process, count)
+            cpu = cpu_seconds(process.pid)
+            replay = (count - first_count) / (done - first)
+            _say(f"  replayed at {replay:,.0f} events/s")
+            latencies = await _latency(kafka, client, count, rate=rate, seconds=seconds)
+    finally:
+        await _stop(process)
+    ordered = sorted(latencies)
+    return {
+        "replay_events": count,
+        "replay_events_per_s": round(replay),
+        "replay_cpu_s": round(cpu, 2),
+        "latency_rate_per_s": rate,
+        "latency_events": len(ordered),
+        "latency_p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "latency_p95_ms": round(ordered[int(len(ordered) * 0.95)] * 1000, 1),
+        "latency_p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 1),
+        "latency_max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+async def _latency(
+    kafka: KafkaSettings, client: httpx.AsyncClient, already: int, *, rate: int, seconds: int
+) -> list[float]:
+    """Publish ``rate`` events/s in 10 ms ticks; each one's delay until a scrape shows it."""
+    total = rate * seconds
+    values = [value for _, value in valid_events(total, seed=12)]
+    # distinct ids from the replayed set: a new seed reuses ids, so rename them
+    values = [v.replace(b'"bench-', b'"late-').replace(b'"S0', b'"L0') for v in values]
+    records = _records(kafka, values)
+    publisher = BatchPublisher(kafka, client_id="bench-latency")
+    await publisher.start()
+    sent_at: list[float] = []
+    per_tick = max(1, rate // 100)
+    _say(f"measuring latency: {total:,} events at {rate:,}/s")
+
+    async def produce() -> None:
+        start = time.perf_counter()
+        for tick, i in enumerate(range(0, total, per_tick)):
+            await asyncio.sleep(max(0.0, start + tick * 0.01 - time.perf_counter()))
+            chunk = records[i : i + per_tick]
+            now = time.perf_counter()
+            sent_at.extend([now] * len(chunk))
+            await publisher.publish(chunk)
+
+    producer = asyncio.create_task(produce())
+    visible: list[float] = []
+    try:
+        while len(visible) < total:
+            folded = _folded((await client.get("/metrics")).text) - already
+            now = time.perf_counter()
+            while len(visible) < min(folded, len(sent_at)):
+                visible.append(now)
+            await asyncio.sleep(0.01)
+        await producer
+    finally:
+        await publisher.stop()
+    return [seen - sent for seen, sent in zip(visible, sent_at, strict=True)]
+
+
+async def memory_after_shipments(
+    kafka: KafkaSettings, shipments: int, log_dir: Path
+) -> dict[str, Any]:
+    shipment_kafka = kafka.model_copy(update={"topic_prefix": kafka.topic_prefix + "mem."})
+    await ensure_topics(shipment_kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
+    _say(f"loading {shipments:,} canonical shipments")
+    chunk = 100_000
+    for start in range(0, shipments, chunk):
+        values = [
+            v.replace(b'"bench-', f'"m{start // chunk}-'.encode()).replace(
+                b'"S0', f'"M{start // chunk}-'.encode()
+            )
+            for _, v in valid_events(min(chunk, shipments - start), only=EventType.TRADE_SHIPMENT)
+        ]
+        await _load(shipment_kafka, values)
+        _say(f"  loaded {start + len(values):,}/{shipments:,}")
+    port = free_port()
+    process = await _spawn(shipment_kafka, port, "bench-metrics-memory", log_dir / "memory.log")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            first, done, first_count = await _until_folded(client, process, shipments, poll_s=1.0)
+            held = await client.get("/metrics")
+        rss, peak = rss_mib(process.pid), peak_rss_mib(process.pid)
+    finally:
+        await _stop(process)
+    entities = 0
+    for family in text_string_to_metric_families(held.text):
+        if family.name == "roadmap_metrics_entities":
+            entities = int(sum(s.value for s in family.samples))
+    return {
+        "shipments": shipments,
+        "entities_held": entities,
+        "rss_mib_after_replay": rss,
+        "peak_rss_mib": peak,
+        "replay_events_per_s": round((shipments - first_count) / (done - first)),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    machine = describe()
+    _say(f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB")
+    _say(f"pure fold over {args.fold_events:,} events")
+    result: dict[str, Any] = {
+        "benchmark": "metrics",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine,
+        "fold": fold_rates(args.fold_events),
+    }
+    _say(f"  {result['fold']}")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-metrics-") as scratch,
+        EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
+    ):
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench.")
+        await ensure_topics(kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
+        result["service"] = await service_rate_and_latency(
+            kafka, args.events, Path(scratch), rate=args.rate, seconds=args.seconds
+        )
+        _say(f"  {result['service']}")
+        result["memory"] = await memory_after_shipments(kafka, args.shipments, Path(scratch))
+        _say(f"  {result['memory']}")
+    write_table(result, args.out)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-metrics", description=__doc__.splitlines()[0])
+    parser.add_argument("--fold-events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=100_000, help="replayed by the service")
+    parser.add_argument("--rate", type=int, default=1000, help="events/s for the latency run")
+    parser.add_argument("--seconds", type=int, default=30, help="length of the latency run")
+    parser.add_argument("--shipments", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

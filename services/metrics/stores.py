@@ -1,0 +1,95 @@
+"""Where the fold keeps shipments: packed into bytes, because there are millions of them.
+
+A shipment held as a tuple of Python objects costs about 420 bytes; packed with ``struct``
+(codes replaced by small integers from a shared table) it is a ~90-byte ``bytes``, which keeps a
+million shipments well under 300 MB. Reading a record back (only needed for a correction or a
+re-delivery) unpacks it. Projects and hiring reports are few and stay plain tuples.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, MutableMapping
+
+from contracts.events import TransportMode
+from services.metrics.entities import Shipment
+
+_LAYOUT = struct.Struct(
+    "<qiqqIIBI"
+)  # version, day, tonnes, value (or -1), origin, dest, mode, commodity
+_NO_VALUE = -1
+_MODES = list(TransportMode)
+_MODE_INDEX = {mode: i for i, mode in enumerate(_MODES)}
+
+
+class CodeTable:
+    """Each distinct code string once, numbered in order of first appearance."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._codes: list[str] = []
+
+    def number(self, code: str) -> int:
+        found = self._index.get(code)
+        if found is None:
+            found = self._index[code] = len(self._codes)
+            self._codes.append(code)
+        return found
+
+    def code(self, number: int) -> str:
+        return self._codes[number]
+
+
+class PackedShipments(MutableMapping[str, Shipment]):
+    """``shipment_id -> Shipment``, stored as packed bytes."""
+
+    def __init__(self, codes: CodeTable | None = None) -> None:
+        self._rows: dict[str, bytes] = {}
+        self._codes = codes or CodeTable()
+
+    def _pack(self, record: Shipment) -> bytes:
+        number = self._codes.number
+        head = _LAYOUT.pack(
+            record.version_us,
+            record.day,
+            record.tonnes,
+            _NO_VALUE if record.value_usd is None else record.value_usd,
+            number(record.origin),
+            number(record.destination),
+            _MODE_INDEX[TransportMode(record.mode)],
+            number(record.commodity),
+        )
+        return head + record.event_id.encode("utf-8")
+
+    def _unpack(self, row: bytes) -> Shipment:
+        version, day, tonnes, value, origin, destination, mode, commodity = _LAYOUT.unpack_from(row)
+        code = self._codes.code
+        return Shipment(
+            version,
+            row[_LAYOUT.size :].decode("utf-8"),
+            code(origin),
+            code(destination),
+            _MODES[mode],
+            code(commodity),
+            tonnes,
+            None if value == _NO_VALUE else value,
+            day,
+        )
+
+    def __getitem__(self, key: str) -> Shipment:
+        return self._unpack(self._rows[key])
+
+    def __setitem__(self, key: str, record: Shipment) -> None:
+        self._rows[key] = self._pack(record)
+
+    def __delitem__(self, key: str) -> None:
+        del self._rows[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
