@@ -53,6 +53,9 @@ class MetricsSettings(ServiceSettings):
         default=60.0, gt=0, description="Seconds between KPI snapshots when nothing changes"
     )
     batch_max_records: int = Field(default=2000, ge=1, le=50_000)
+    batch_timeout_ms: int = Field(
+        default=50, ge=1, le=10_000, description="How long a fetch waits for more records"
+    )
     commodities: Annotated[list[str], NoDecode] = Field(default=list(DEFAULT_COMMODITIES))
     sectors: Annotated[list[str], NoDecode] = Field(default=list(DEFAULT_SECTORS))
     corridor: Annotated[list[str], NoDecode] = Field(
