@@ -134,9 +134,10 @@ class Where(RoadmapModel):
                     f"{name!r} cannot filter {event_type.value} events; "
                     f"filterable fields: {', '.join(allowed)}"
                 )
-            annotation = data_model.model_fields[name].annotation
-            assert annotation is not None
-            checker: TypeAdapter[Any] = TypeAdapter(annotation)
+            # With its validators (country codes, snake_case codes), not just ``str``.
+            checker: TypeAdapter[Any] = TypeAdapter(
+                data_model.model_fields[name].rebuild_annotation()
+            )
             for value in values:
                 try:
                     checker.validate_python(value)

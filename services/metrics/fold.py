@@ -106,9 +106,10 @@ def apply_record(
             return Applied.DUPLICATE
         if (record[0], record[1]) < (old[0], old[1]):
             return Applied.STALE
-        _account(state, event_type, old, -1, record[0])
         outcome = Applied.CORRECTION
-    held[key] = record
+    held[key] = record  # first: if the record cannot be held, no sum has changed
+    if old is not None:
+        _account(state, event_type, old, -1, record[0])
     _account(state, event_type, record, +1, record[0])
     state.newest_event_us = max(state.newest_event_us, record[0])
     return outcome

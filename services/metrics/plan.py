@@ -76,9 +76,8 @@ def _normalised(event_type: EventType, field: str, values: list[str | bool]) -> 
     data_model = EVENT_MODELS[event_type].model_fields["data"].annotation
     assert isinstance(data_model, type)
     assert issubclass(data_model, BaseModel)
-    annotation = data_model.model_fields[field].annotation
-    assert annotation is not None
-    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    # The full annotation with its validators: a bare ``str`` would leave ``kz`` as it is.
+    adapter: TypeAdapter[Any] = TypeAdapter(data_model.model_fields[field].rebuild_annotation())
     normalised = set()
     for value in values:
         parsed = adapter.validate_python(value)

@@ -40,14 +40,23 @@ class CodeTable:
         return self._codes[number]
 
 
+_INT64 = 2**63
+
+
 class PackedShipments(MutableMapping[str, Shipment]):
-    """``shipment_id -> Shipment``, stored as packed bytes."""
+    """``shipment_id -> Shipment``, stored as packed bytes.
+
+    An amount beyond 64 bits (the contract allows up to 10^18 units, 10^24 millionths) cannot be
+    packed: such a rare record is kept as the tuple itself.
+    """
 
     def __init__(self, codes: CodeTable | None = None) -> None:
-        self._rows: dict[str, bytes] = {}
+        self._rows: dict[str, bytes | Shipment] = {}
         self._codes = codes or CodeTable()
 
-    def _pack(self, record: Shipment) -> bytes:
+    def _pack(self, record: Shipment) -> bytes | Shipment:
+        if record.tonnes >= _INT64 or (record.value_usd or 0) >= _INT64:
+            return record
         number = self._codes.number
         head = _LAYOUT.pack(
             record.version_us,
@@ -77,7 +86,8 @@ class PackedShipments(MutableMapping[str, Shipment]):
         )
 
     def __getitem__(self, key: str) -> Shipment:
-        return self._unpack(self._rows[key])
+        row = self._rows[key]
+        return row if isinstance(row, Shipment) else self._unpack(row)
 
     def __setitem__(self, key: str, record: Shipment) -> None:
         self._rows[key] = self._pack(record)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts.codec import RejectReason
-from contracts.events import EventType
+from contracts.events import EventType, HiringReportEvent, ProjectMilestoneEvent
 from contracts.examples import valid_examples
 from contracts.records import (
     DLQ_HEADER_REASON,
@@ -86,6 +86,8 @@ def test_a_projects_milestones_and_hiring_reports_share_a_partition_key() -> Non
     milestone, hiring = outcomes
     assert isinstance(milestone, Canonical)
     assert isinstance(hiring, Canonical)
+    assert isinstance(milestone.event, ProjectMilestoneEvent)
+    assert isinstance(hiring.event, HiringReportEvent)
     assert milestone.partition_key == f"project/{milestone.event.data.project_id}".encode()
     assert hiring.partition_key == f"project/{hiring.event.data.project_id}".encode()
     assert milestone.key != hiring.key

@@ -90,6 +90,18 @@ def test_unknown_enum_value_in_where_is_refused() -> None:
     _assert_reported(error, where, "road_freight_tonnes", "compute.where", "mode", "'boat'", "rail")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [("origin", "ZZ", "ISO 3166"), ("commodity", "'not a code!'", "pattern")],
+)
+def test_invalid_code_in_where_is_refused(field: str, value: str, says: str) -> None:
+    """A filter value no event could carry (unknown country, malformed code) is refused."""
+    old = "        mode: road\n        route_between: [KZ, BY]\n    baseline: 0\n"
+    error = _refusal(_edit(old, f"        {field}: {value}\n" + old))
+    where = _line_of(TEXT, "      where:", _line_of(TEXT, "  - id: road_freight_tonnes"))
+    _assert_reported(error, where, "road_freight_tonnes", field, says)
+
+
 def test_unknown_key_in_an_indicator_is_refused() -> None:
     """An extra key in an indicator is reported on its own line."""
     text = _edit("    unit: jobs\n", "    unit: jobs\n    colour: red\n")
