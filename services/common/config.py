@@ -99,7 +99,8 @@ class KafkaSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """What every service has: where to listen for HTTP, the roadmap file, logging, Kafka."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # populate_by_name: fields with an env alias (ROADMAP_FILE) can also be set by field name.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)

@@ -64,6 +64,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._after_batch = after_batch
         self._positions: dict[int, int] = {}
         self._replay_to: dict[int, int] = {}
+        self._confirmed: set[int] = set()
         self._released: dict[int, PartitionState] = {}
         self.assigned_once = False
         self.subscriber = broker.subscriber(
@@ -104,6 +105,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 self.states[tp.partition] = PartitionState(self._plan, self._labels)
                 self._positions[tp.partition] = 0
+                self._confirmed.discard(tp.partition)
                 fresh.append(tp)
         for partition in self._released:
             self._positions.pop(partition, None)
@@ -186,6 +188,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             return CheckResult(False, "joining the consumer group")
         behind = self.replaying()
         if behind:
-            left = sum(self._replay_to[p] - self._positions.get(p, 0) for p in behind)
+            left = sum(
+                max(0, self._replay_to.get(p, 0) - self._positions.get(p, 0)) for p in behind
+            )
             return CheckResult(False, f"replaying partitions {behind}: {left} records to go")
         return CheckResult(True, f"{len(self.states)} partitions replayed and followed")

@@ -26,6 +26,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import RejectReason
+from contracts.events import event_adapter
+from contracts.keys import partition_key
 from contracts.records import (
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_OFFSET,
@@ -101,7 +103,7 @@ def _check_canonical(
     records: Sequence[Record], stream: Sequence[Upstream], partitions: int
 ) -> list[str]:
     """One record per accepted event: its normalised form, keyed by its natural key, in the
-    partition any Kafka client's default partitioner gives that key."""
+    partition any Kafka client's default partitioner gives its entity (``partition_key``)."""
     expected = {m.event_id: m for m in stream if m.fate is Fate.CANONICAL}
     everywhere = list(range(partitions))
     problems = []
@@ -119,7 +121,8 @@ def _check_canonical(
             want.canonical_value,
         ):
             problems.append(f"{want.event_id} ({want.label}): key {record.key!r} or value differ")
-        if record.partition != DefaultPartitioner()(record.key, everywhere, everywhere):
+        entity = partition_key(event_adapter.validate_json(record.value))
+        if record.partition != DefaultPartitioner()(entity, everywhere, everywhere):
             problems.append(f"{record.key!r} in partition {record.partition}")
     return problems
 
