@@ -176,8 +176,35 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # -- readiness ----------------------------------------------------------------------
     def replaying(self) -> list[int]:
-        """Owned partitions not yet read up to where they ended when assigned."""
-        return [p for p in self.states if self._positions.get(p, 0) < self._replay_to.get(p, 0)]
+        """Owned partitions not yet read up to where they ended when assigned.
+
+        The target is the larger of the end offset asked for at assignment and the first
+        high-water mark a fetch reports: the embedded broker answers the end-offset request with
+        the start of the last record batch, which alone would declare a partition replayed
+        while a whole batch is still unread.
+        """
+        behind = []
+        for partition in self.states:
+            target = self._replay_to.get(partition, 0)
+            if partition not in self._confirmed:
+                highwater = self._highwater(partition)
+                if highwater is None:
+                    behind.append(partition)  # no fetch answered yet: not known to be replayed
+                    continue
+                target = self._replay_to[partition] = max(target, highwater)
+                self._confirmed.add(partition)
+            if self._positions.get(partition, 0) < target:
+                behind.append(partition)
+        return behind
+
+    def _highwater(self, partition: int) -> int | None:
+        consumer = self.subscriber.consumer
+        if consumer is None:
+            return None
+        try:
+            return consumer.highwater(TopicPartition(self._topic, partition))  # type: ignore[no-any-return]
+        except AssertionError:  # aiokafka: no longer assigned (a rebalance is under way)
+            return None
 
     @property
     def caught_up(self) -> bool:

@@ -746,13 +746,6 @@ async def test_two_replicas_in_one_group_add_up_to_the_single_replica_numbers(
 
 LAST_BATCH = 5000
 
-_TANSU_LOG_END = (
-    "embedded broker (Tansu 0.6): ListOffsets(latest) answers the base offset of the last "
-    "record batch and fetch responses carry a high-water mark short of it too (911 for a "
-    "1 + 5,000-record log, and fetches stop there), so no offset the client can ask for marks "
-    "the log end; metrics takes the larger of both as its replay target, exact on Kafka"
-)
-
 
 async def _one_batch(kafka: KafkaSettings, messages: list[Upstream]) -> int:
     """Put ``messages`` (all of one entity) on the canonical topic as a single record batch."""
@@ -780,14 +773,12 @@ async def _one_batch(kafka: KafkaSettings, messages: list[Upstream]) -> int:
 
 
 async def test_readyz_turns_ready_only_once_every_record_present_at_assignment_is_folded(
-    broker: RealBroker, request: pytest.FixtureRequest
+    broker: RealBroker,
 ) -> None:
     """/readyz promises the state is replayed: its first 200 comes only after every record that
     was on the canonical topic when the partitions were assigned has been folded. One project's
     milestone, then 5,000 later versions of it sent as one record batch; metrics reads one record
     per batch (METRICS_BATCH_MAX_RECORDS=1) so a premature 'ready' cannot hide."""
-    if broker.kind == "embedded":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=_TANSU_LOG_END))
     kafka = _kafka(broker)
     await ensure_topics(kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
 
