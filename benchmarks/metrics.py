@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import statistics
@@ -53,10 +54,16 @@ def fold_rates(count: int) -> dict[str, float]:
     events = [event_adapter.validate_json(value) for value in raw]
     decode_s = time.perf_counter() - started
     state = PartitionState(plan)
+    # The decoded events are held here only to time the fold alone; in the service each event
+    # lives for one batch. Freezing them keeps the garbage collector from re-scanning 200,000
+    # live objects during the timed loop, which the service never has to do.
+    gc.collect()
+    gc.freeze()
     started = time.perf_counter()
     for event in events:
         apply(state, event)
     fold_s = time.perf_counter() - started
+    gc.unfreeze()
     return {
         "events": count,
         "fold_events_per_s": round(count / fold_s),
