@@ -15,12 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import sys
 import tempfile
 import time
-from asyncio.subprocess import Process
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,12 +25,12 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.events import valid_events
 from benchmarks.machine import describe
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
 from benchmarks.report import write_report
+from benchmarks.service_process import counter_total, spawn, stop
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE, TopicSpec
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import EmbeddedBroker, free_port
@@ -149,27 +146,7 @@ def _sink_spec(name: str) -> TopicSpec:
 
 
 def _received(metrics_text: str) -> int:
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name == "roadmap_ingest_events_received":
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return int(total)
-
-
-async def _spawn_ingest(kafka: KafkaSettings, port: int, group: str, log: Path) -> Process:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": PREFIX,
-        "INGEST_HTTP_PORT": str(port),
-        "INGEST_GROUP_ID": group,
-        "INGEST_LOG_LEVEL": "WARNING",
-    }
-    cli = Path(sys.executable).with_name("roadmap-monitor")
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            str(cli), "run", "ingest", env=env, stdout=out, stderr=out
-        )
+    return counter_total(metrics_text, "roadmap_ingest_events_received")
 
 
 async def _ingest(
@@ -179,7 +156,10 @@ async def _ingest(
     ports = [free_port() for _ in range(replicas)]
     group = f"bench-ingest-{replicas}"
     log = log_dir / f"ingest-{replicas}.log"
-    processes = [await _spawn_ingest(kafka, port, group, log) for port in ports]
+    processes = [
+        await spawn("ingest", kafka, {"HTTP_PORT": str(port), "GROUP_ID": group}, log)
+        for port in ports
+    ]
     clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=5) for p in ports]
     try:
         first = last = 0.0
@@ -214,10 +194,7 @@ async def _ingest(
         for client in clients:
             await client.aclose()
         for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30)
+            await stop(process)
     events = count - first_total
     name = "ingest, 1 process" if replicas == 1 else f"ingest, {replicas} processes in one group"
     return StageResult(

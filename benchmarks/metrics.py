@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -30,6 +28,7 @@ from benchmarks.events import valid_events
 from benchmarks.machine import describe
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib, rss_mib
 from benchmarks.report import write_table
+from benchmarks.service_process import counter_total, spawn, stop
 from contracts.events import EventType, event_adapter
 from contracts.keys import message_key, partition_key
 from contracts.roadmap.loader import load_roadmap
@@ -95,27 +94,7 @@ async def _load(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
 
 
 def _folded(text: str) -> int:
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name == "roadmap_metrics_events":
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return int(total)
-
-
-async def _spawn(kafka: KafkaSettings, port: int, group: str, log: Path) -> Process:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-        "METRICS_HTTP_PORT": str(port),
-        "METRICS_GROUP_ID": group,
-        "METRICS_LOG_LEVEL": "WARNING",
-    }
-    cli = Path(sys.executable).with_name("roadmap-monitor")
-    with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
-            str(cli), "run", "metrics", env=env, stdout=out, stderr=out
-        )
+    return counter_total(text, "roadmap_metrics_events")
 
 
 async def _until_folded(
@@ -141,12 +120,6 @@ async def _until_folded(
     raise RuntimeError("metrics did not fold everything in time")
 
 
-async def _stop(process: Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), timeout=60)
-
-
 async def service_rate_and_latency(
     kafka: KafkaSettings, count: int, log_dir: Path, *, rate: int, seconds: int
 ) -> dict[str, Any]:
@@ -154,7 +127,12 @@ async def service_rate_and_latency(
     _say(f"loading {count:,} canonical events")
     await _load(kafka, values)
     port = free_port()
-    process = await _spawn(kafka, port, "bench-metrics-service", log_dir / "metrics.log")
+    process = await spawn(
+        "metrics",
+        kafka,
+        {"HTTP_PORT": str(port), "GROUP_ID": "bench-metrics-service"},
+        log_dir / "metrics.log",
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             first, done, first_count = await _until_folded(client, process, count)
@@ -163,7 +141,7 @@ async def service_rate_and_latency(
             _say(f"  replayed at {replay:,.0f} events/s")
             latencies = await _latency(kafka, client, count, rate=rate, seconds=seconds)
     finally:
-        await _stop(process)
+        await stop(process)
     ordered = sorted(latencies)
     return {
         "replay_events": count,
@@ -234,14 +212,19 @@ async def memory_after_shipments(
         await _load(shipment_kafka, values)
         _say(f"  loaded {start + len(values):,}/{shipments:,}")
     port = free_port()
-    process = await _spawn(shipment_kafka, port, "bench-metrics-memory", log_dir / "memory.log")
+    process = await spawn(
+        "metrics",
+        shipment_kafka,
+        {"HTTP_PORT": str(port), "GROUP_ID": "bench-metrics-memory"},
+        log_dir / "memory.log",
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             first, done, first_count = await _until_folded(client, process, shipments, poll_s=1.0)
             held = await client.get("/metrics")
         rss, peak = rss_mib(process.pid), peak_rss_mib(process.pid)
     finally:
-        await _stop(process)
+        await stop(process)
     entities = 0
     for family in text_string_to_metric_families(held.text):
         if family.name == "roadmap_metrics_entities":

@@ -7,22 +7,30 @@ from pathlib import Path
 from typing import Any
 
 
-def write_report(result: dict[str, Any], out_dir: Path) -> None:
+def _save_json_and_header(result: dict[str, Any], out_dir: Path, run: str) -> list[str]:
+    """Write ``<name>.json``; return the Markdown title, provenance and machine lines."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result["benchmark"]
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     machine = result["machine"]
-    lines = [
+    return [
         f"# Benchmark: {name}",
         "",
-        f"Recorded {result['recorded_at']} with `make bench-{name}` "
-        f"({result['events']:,} events). Figures are measured, not asserted.",
+        f"Recorded {result['recorded_at']} with `make bench-{name}`{run}. "
+        "Figures are measured, not asserted.",
         "",
         f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, aiokafka {machine['aiokafka']} (C extension loaded: "
         f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
         f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only).",
         "",
+    ]
+
+
+def write_report(result: dict[str, Any], out_dir: Path) -> None:
+    """JSON plus a Markdown table with one row per stage."""
+    lines = _save_json_and_header(result, out_dir, f" ({result['events']:,} events)")
+    lines += [
         "| stage | events | seconds | events/s | CPU s (stage) | CPU s (broker) | CPU µs/event "
         "(stage) | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -43,26 +51,12 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         *(f"- {key.replace('_', ' ')}: {value}" for key, value in result.items() if "ratio" in key),
         "",
     ]
-    (out_dir / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
+    (out_dir / f"{result['benchmark']}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def write_table(result: dict[str, Any], out_dir: Path) -> None:
     """JSON plus a Markdown list of every figure, section by section."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = result["benchmark"]
-    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    machine = result["machine"]
-    lines = [
-        f"# Benchmark: {name}",
-        "",
-        f"Recorded {result['recorded_at']} with `make bench-{name}`. Measured, not asserted.",
-        "",
-        f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
-        f"Python {machine['python']}, aiokafka {machine['aiokafka']} (C extension loaded: "
-        f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
-        f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only).",
-        "",
-    ]
+    lines = _save_json_and_header(result, out_dir, "")
     for section, figures in result.items():
         if not isinstance(figures, dict) or section == "machine":
             continue
@@ -74,4 +68,4 @@ def write_table(result: dict[str, Any], out_dir: Path) -> None:
             for key, value in figures.items()
         ]
         lines.append("")
-    (out_dir / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
+    (out_dir / f"{result['benchmark']}.md").write_text("\n".join(lines), encoding="utf-8")
