@@ -58,7 +58,7 @@ def _say(message: str) -> None:
 
 
 async def _preload(kafka: KafkaSettings, count: int) -> float:
-    publisher = BatchPublisher(kafka, client_id="bench-loader")
+    publisher = BatchPublisher(kafka, service="bench-loader")
     await publisher.start()
     started = time.perf_counter()
     chunk: list[OutboundRecord] = []
@@ -95,7 +95,7 @@ async def _pass_through(
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    publisher = BatchPublisher(kafka, client_id="bench-pass-through")
+    publisher = BatchPublisher(kafka, service="bench-pass-through")
     await consumer.start()
     await producer.start()
     await publisher.start()

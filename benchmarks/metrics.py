@@ -82,7 +82,7 @@ def _records(kafka: KafkaSettings, values: Sequence[bytes]) -> list[OutboundReco
 
 
 async def _load(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
-    publisher = BatchPublisher(kafka, client_id="bench-loader")
+    publisher = BatchPublisher(kafka, service="bench-loader")
     await publisher.start()
     try:
         for start in range(0, len(values), 5000):
@@ -165,7 +165,7 @@ async def _latency(
     # distinct ids from the replayed set: a new seed reuses ids, so rename them
     values = [v.replace(b'"bench-', b'"late-').replace(b'"S0', b'"L0') for v in values]
     records = _records(kafka, values)
-    publisher = BatchPublisher(kafka, client_id="bench-latency")
+    publisher = BatchPublisher(kafka, service="bench-latency")
     await publisher.start()
     sent_at: list[float] = []
     per_tick = max(1, rate // 100)

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.security import parse_security
+from prometheus_client import CollectorRegistry
 
 from services.common.config import KafkaSettings
 
@@ -25,10 +27,16 @@ def make_broker(
     settings: KafkaSettings,
     *,
     service: str,
-    middlewares: Sequence[Any] = (),
+    registry: CollectorRegistry | None = None,
     description: str | None = None,
 ) -> KafkaBroker:
-    """A FastStream broker for ``service``; producers wait for all in-sync replicas."""
+    """A FastStream broker for ``service``; producers wait for all in-sync replicas.
+
+    With a ``registry``, FastStream's own Prometheus metrics (``faststream_*``) go into it.
+    """
+    middlewares: Sequence[Any] = (
+        (KafkaPrometheusMiddleware(registry=registry, app_name=service),) if registry else ()
+    )
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",

@@ -40,9 +40,9 @@ class PublishError(RuntimeError):
 class BatchPublisher:
     """An aiokafka producer (acks=all) that publishes sequences of records as batches."""
 
-    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
+    def __init__(self, settings: KafkaSettings, *, service: str) -> None:
         self._settings = settings
-        self._client_id = client_id
+        self._client_id = f"{settings.client_id}-{service}-publisher"
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
         self._round_robin = itertools.count()

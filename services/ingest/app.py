@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from contracts.records import DlqRecord
@@ -56,10 +55,10 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
     broker = make_broker(
         settings.kafka,
         service=SERVICE,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=SERVICE)],
+        registry=registry,
         description="Validates upstream events and publishes canonical events or dead letters.",
     )
-    publisher = BatchPublisher(settings.kafka, client_id=f"{settings.kafka.client_id}-{SERVICE}")
+    publisher = BatchPublisher(settings.kafka, service=SERVICE)
     pipeline = IngestPipeline(
         publisher,
         DedupWindow(settings.dedup_window),

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from contracts.roadmap.loader import load_roadmap
@@ -48,10 +47,10 @@ def create_app(
     broker = make_broker(
         settings.kafka,
         service=SERVICE,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=SERVICE)],
+        registry=registry,
         description="Folds canonical events into roadmap indicators and KPI snapshots.",
     )
-    publisher = BatchPublisher(settings.kafka, client_id=f"{settings.kafka.client_id}-{SERVICE}")
+    publisher = BatchPublisher(settings.kafka, service=SERVICE)
     kpi_topic = settings.kafka.topic_name(KPI_SNAPSHOTS)
     policy = SnapshotPolicy(settings.snapshot_interval)
     last_change_publish = [0.0]

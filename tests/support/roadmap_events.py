@@ -129,7 +129,7 @@ async def publish_canonical(
     """Put the canonical form of ``messages`` on the canonical topic, in order, with ingest's own
     publisher and partitioning (no ingest process needed); return how many were published."""
     records = [canonical_record(kafka, m) for m in messages]
-    publisher = BatchPublisher(kafka, client_id="test-canonical-feed")
+    publisher = BatchPublisher(kafka, service="test-canonical-feed")
     await publisher.start()
     try:
         for start in range(0, len(records), chunk):
