@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.commands.broker import run_broker
-from services.commands.run import SERVICES, run_service
+from services.commands.run import run_service
 from services.commands.validate import validate_events, validate_roadmap
+from services.registry import SERVICES
 
 DEFAULT_BROKER_PORT = 9092
 

@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from contracts.roadmap.loader import RoadmapFileError
-from services.common.config import ConfigError, ServiceSettings, load_settings
+from services.common.config import ConfigError, load_settings
 from services.common.logs import configure_logging
-from services.common.runtime import ServiceApp, serve
-
-# name -> (settings class path, create_app path); imported only for the service that runs.
-SERVICES: dict[str, tuple[str, str]] = {
-    "ingest": ("services.ingest.settings:IngestSettings", "services.ingest.app:create_app"),
-    "metrics": ("services.metrics.settings:MetricsSettings", "services.metrics.app:create_app"),
-}
-
-
-def _load(path: str) -> Any:
-    module, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+from services.common.runtime import serve
+from services.registry import service_parts
 
 
 def run_service(name: str) -> int:
     """Load ``name``'s settings (exit 2 naming any bad variable), then serve it."""
-    settings_path, factory_path = SERVICES[name]
-    settings_cls: type[ServiceSettings] = _load(settings_path)
-    create_app: Callable[[Any], ServiceApp] = _load(factory_path)
+    settings_cls, create_app = service_parts(name)
     try:
         settings = load_settings(settings_cls)
     except ConfigError as exc:
