@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.cli import main
@@ -34,3 +36,17 @@ def test_unknown_service_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "billing"])
     assert exit_info.value.code == 2
     assert "ingest" in capsys.readouterr().err
+
+
+def test_metrics_refuses_an_invalid_roadmap_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`run metrics` with a broken roadmap file exits 2 naming the file, line and field."""
+    roadmap = tmp_path / "roadmap.yaml"
+    roadmap.write_text("version: 1\nroadmap: x\ntitle: t\nindicators: []\n", encoding="utf-8")
+    monkeypatch.setenv("ROADMAP_FILE", str(roadmap))
+    assert main(["run", "metrics"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid roadmap file" in err
+    assert f"{roadmap}:4" in err
+    assert "indicators" in err
