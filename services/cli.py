@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return validate_roadmap(args.file, sys.stdout, sys.stderr)
     if args.command == "dev":
         sys.stdout.write(
-            "roadmap-monitor dev: the services arrive with their own issues (ingest, metrics,\n"
-            "alerts); until then run the embedded broker with `roadmap-monitor broker`.\n"
+            "roadmap-monitor dev: the one-command stack arrives with the alerts service.\n"
+            "Until then, in three terminals:\n"
+            "  roadmap-monitor broker         # embedded broker on 127.0.0.1:9092\n"
+            "  roadmap-monitor run ingest     # POST events to http://127.0.0.1:8001/v1/events\n"
+            "  roadmap-monitor run metrics    # progress at http://127.0.0.1:8002/metrics\n"
         )
         return 0
     raise AssertionError(f"unhandled command {args.command}")
