@@ -18,7 +18,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,6 @@ async def _preload(kafka: KafkaSettings, count: int) -> float:
     finally:
         await publisher.stop()
     return count / (time.perf_counter() - started)
-
-
-Forward = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 async def _pass_through(

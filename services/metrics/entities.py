@@ -77,11 +77,6 @@ class Hiring(NamedTuple):
 
 EntityRecord = Shipment | Project | Hiring
 
-RECORD_TYPES: dict[EventType, type[Shipment] | type[Project] | type[Hiring]] = {
-    EventType.TRADE_SHIPMENT: Shipment,
-    EventType.PROJECT_MILESTONE: Project,
-    EventType.HIRING_REPORT: Hiring,
-}
 
 _intern = sys.intern
 

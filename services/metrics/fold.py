@@ -18,7 +18,7 @@ from typing import Any
 from contracts.events import EventType
 from contracts.keys import AnyEvent
 from services.metrics.entities import EntityRecord, Project, record_of
-from services.metrics.plan import RoadmapPlan
+from services.metrics.plan import RoadmapPlan, contributions
 from services.metrics.stores import PackedShipments
 
 OTHER = "other"
@@ -124,15 +124,8 @@ def fold(state: PartitionState, event: AnyEvent) -> PartitionState:
 def _account(
     state: PartitionState, event_type: EventType, record: EntityRecord, sign: int, seen_us: int
 ) -> None:
-    plan = state.plan
     buckets, last_seen = state.buckets, state.slot_last_event_us
-    for index in plan.slots_by_type[event_type]:
-        slot = plan.slots[index]
-        if not slot.matches(record):
-            continue
-        amount = slot.amount(record)
-        if amount is None:
-            continue
+    for index, amount in contributions(state.plan, event_type, record):
         buckets[index][record.day] += sign * amount
         last_seen[index] = max(last_seen[index], seen_us)
     _BREAKDOWNS[event_type](state, record, sign)
