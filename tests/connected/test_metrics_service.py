@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -348,16 +348,20 @@ def _state_series(samples: Samples) -> dict[str, float]:
     }
 
 
-def _breakdowns(samples: Samples) -> dict[str, dict[str, float]]:
+def _breakdowns(
+    samples: Samples, series: Callable[..., dict[str, float]] | None = None
+) -> dict[str, dict[str, float]]:
+    """The breakdown series by name, read with ``series`` (default: ``_by`` on ``samples``)."""
+    read: Callable[..., dict[str, float]] = series or (lambda *args: _by(samples, *args))
     labels = ("direction", "mode", "commodity")
     return {
-        "shipments": _by(samples, "roadmap_freight_shipments", *labels),
-        "tonnes": _by(samples, "roadmap_freight_tonnes", *labels),
-        "value_usd": _by(samples, "roadmap_freight_value_usd", *labels),
-        "projects": _nonzero(_by(samples, "roadmap_projects", "stage")),
-        "investment": _nonzero(_by(samples, "roadmap_projects_investment_usd", "stage")),
-        "jobs": _by(samples, "roadmap_jobs", "sector"),
-        "entities": _by(samples, "roadmap_metrics_entities", "type"),
+        "shipments": read("roadmap_freight_shipments", *labels),
+        "tonnes": read("roadmap_freight_tonnes", *labels),
+        "value_usd": read("roadmap_freight_value_usd", *labels),
+        "projects": _nonzero(read("roadmap_projects", "stage")),
+        "investment": _nonzero(read("roadmap_projects_investment_usd", "stage")),
+        "jobs": read("roadmap_jobs", "sector"),
+        "entities": read("roadmap_metrics_entities", "type"),
     }
 
 
@@ -729,16 +733,8 @@ async def test_two_replicas_in_one_group_add_up_to_the_single_replica_numbers(
         i: float(v) for i, v in VALUES.items() if any(c in COMPONENTS[i] for c in additive)
     }
     assert _floats(ratios) == {i: float(VALUES[i]) for i in ratios}
-    labels = ("direction", "mode", "commodity")
-    assert {
-        "shipments": _summed(scraped, "roadmap_freight_shipments", *labels),
-        "tonnes": _summed(scraped, "roadmap_freight_tonnes", *labels),
-        "value_usd": _summed(scraped, "roadmap_freight_value_usd", *labels),
-        "projects": _nonzero(_summed(scraped, "roadmap_projects", "stage")),
-        "investment": _nonzero(_summed(scraped, "roadmap_projects_investment_usd", "stage")),
-        "jobs": _summed(scraped, "roadmap_jobs", "sector"),
-        "entities": _summed(scraped, "roadmap_metrics_entities", "type"),
-    } == _expected_breakdowns()
+    summed = _breakdowns(scraped[0], lambda *args: _summed(scraped, *args))
+    assert summed == _expected_breakdowns()
 
 
 # ---------------------------------------------------------------------------------------------
