@@ -41,3 +41,12 @@ def partition_key(event: AnyEvent) -> bytes:
             return message_key(event)
         case ProjectMilestoneEvent() | HiringReportEvent():
             return f"project/{event.data.project_id}".encode()
+
+
+def alert_key(labels: dict[str, str]) -> bytes:
+    """The Kafka key of an alert's records: ``roadmap/alertname/indicator``.
+
+    Every record of one alert (all its episodes) lands in one partition, in order, so the latest
+    record per key is the alert's current state.
+    """
+    return f"{labels['roadmap']}/{labels['alertname']}/{labels['indicator']}".encode()

@@ -64,8 +64,17 @@ class KpiSnapshot(Contract):
 
 class AlertState(StrEnum):
     PENDING = "pending"
+    """The condition holds but not yet for the alert's ``for``; not sent to receivers."""
     FIRING = "firing"
+    """Sent to receivers; re-sent on the repeat interval while the condition holds."""
     RESOLVED = "resolved"
+    """Was firing and the condition has cleared; sent to receivers."""
+    INACTIVE = "inactive"
+    """Was pending and the condition cleared before ``for`` passed; not sent."""
+
+
+NOTIFIED_STATES = frozenset({AlertState.FIRING, AlertState.RESOLVED})
+"""The states whose records are delivered to receivers."""
 
 
 class AlertName(StrEnum):
@@ -75,13 +84,29 @@ class AlertName(StrEnum):
     PIPELINE_REJECTING = "RoadmapPipelineRejecting"
 
 
+IDENTITY_LABELS = ("alertname", "indicator", "severity", "owner", "roadmap")
+"""The labels that make an alert's identity (DESIGN section 6)."""
+
+
 class AlertTransition(Contract):
-    """An alert entering a state. Identity is ``labels``; values go in ``annotations``."""
+    """An alert entering a state, or a firing alert being re-sent (``repeat`` > 0).
+
+    Identity is ``labels``; figures and text go in ``annotations``. ``since`` is when the
+    condition began, on the roadmap clock (the event clock in replays); ``started_at`` and
+    ``at`` are wall-clock times of the episode's first record and of this one. ``dedup_key`` is
+    the same for every record of one episode (pending, firing, its repeats, resolved), so a
+    receiver can recognise a repeat or a re-delivery.
+    """
 
     alertname: AlertName
     state: AlertState
     labels: dict[str, str]
     annotations: dict[str, str]
     since: Timestamp
+    started_at: Timestamp
     at: Timestamp
+    repeat: StrictInt = Field(default=0, ge=0, description="0 when the state is entered")
+    previous_at: Timestamp | None = Field(
+        default=None, description="``at`` of the episode's previous firing record, if any"
+    )
     dedup_key: Annotated[StrictStr, Field(min_length=1, max_length=200)]

@@ -74,8 +74,11 @@ CANONICAL_EVENTS = TopicSpec(
     key="natural key: type/id[/period] (contracts.keys.message_key)",
     value=Event,
     producer=INGEST,
-    consumers=(METRICS,),
-    description="Validated, normalised events; replaying it rebuilds every indicator.",
+    consumers=(METRICS, ALERTS),
+    description=(
+        "Validated, normalised events; replaying it rebuilds every indicator. Alerts counts "
+        "them (without decoding) for the DLQ share."
+    ),
     compacted=True,
 )
 DEAD_LETTERS = TopicSpec(
@@ -97,7 +100,7 @@ KPI_SNAPSHOTS = TopicSpec(
 )
 ALERT_TRANSITIONS = TopicSpec(
     name="roadmap.alerts.v1",
-    key="alert dedup key",
+    key="alert identity: roadmap/alertname/indicator (contracts.keys.alert_key)",
     value=AlertTransition,
     producer=ALERTS,
     consumers=(ALERTS,),

@@ -1,17 +1,21 @@
-"""Read a roadmap file, refusing an invalid one with the file, line and field named."""
+"""Read a YAML file into a pydantic model, refusing an invalid one with the file, line and field.
+
+Used for the roadmap file (``load_roadmap``) and, by the alerts service, for its own file.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts.roadmap.model import RoadmapFile
 
 Path_ = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +27,10 @@ class Problem:
     message: str
 
 
-class RoadmapFileError(ValueError):
-    """The roadmap file cannot be used; ``str()`` gives ``file:line: field: ...``."""
+class YamlFileError(ValueError):
+    """A YAML file that cannot be used; ``str()`` gives ``file:line: field: ...`` per problem."""
+
+    what = "file"
 
     def __init__(self, path: Path, problems: list[Problem]) -> None:
         self.path = path
@@ -35,7 +41,13 @@ class RoadmapFileError(ValueError):
             else f"{path}:{p.line}: {p.message}"
             for p in problems
         ]
-        super().__init__("invalid roadmap file\n" + "\n".join(lines))
+        super().__init__(f"invalid {self.what}\n" + "\n".join(lines))
+
+
+class RoadmapFileError(YamlFileError):
+    """The roadmap file cannot be used."""
+
+    what = "roadmap file"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -88,41 +100,36 @@ def _locate(loc: tuple[int | str, ...], lines: dict[Path_, int]) -> tuple[int, s
 
 
 def _describe(found: str, data: Any) -> str:
-    """Add the indicator's id to ``indicators[3]`` so an operator sees which one is meant."""
-    if not found.startswith("indicators[") or not isinstance(data, dict):
+    """Add an item's name to ``indicators[3]`` (its ``id`` or ``name``) so a reader sees which."""
+    if "[" not in found or not isinstance(data, dict):
         return found
-    index = int(found[len("indicators[") : found.index("]")])
-    indicators = data.get("indicators")
-    if (
-        isinstance(indicators, list)
-        and index < len(indicators)
-        and isinstance(indicators[index], dict)
-    ):
-        ident = indicators[index].get("id")
+    top = found[: found.index("[")]
+    index = int(found[len(top) + 1 : found.index("]")])
+    items = data.get(top)
+    if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+        ident = items[index].get("id", items[index].get("name"))
         if isinstance(ident, str):
-            return found.replace(f"indicators[{index}]", f"indicators[{index}]({ident})", 1)
+            return found.replace(f"{top}[{index}]", f"{top}[{index}]({ident})", 1)
     return found
 
 
-def parse_roadmap(text: str, path: Path) -> RoadmapFile:
-    """Validate roadmap YAML ``text`` read from ``path``; raise ``RoadmapFileError`` if invalid."""
+def parse_yaml_model(
+    text: str, path: Path, model: type[ModelT], refusal: type[YamlFileError] = YamlFileError
+) -> ModelT:
+    """Validate YAML ``text`` from ``path`` as ``model``; raise ``refusal`` naming each line."""
     try:
         node = yaml.compose(text, Loader=_StrictLoader)
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise RoadmapFileError(
-            path, [Problem(line, "", f"not valid YAML: {exc.problem}")]
-        ) from None
+        raise refusal(path, [Problem(line, "", f"not valid YAML: {exc.problem}")]) from None
     if node is None or not isinstance(data, dict):
-        raise RoadmapFileError(
-            path, [Problem(1, "", "the file must hold a mapping with 'indicators'")]
-        )
+        raise refusal(path, [Problem(1, "", "the file must hold a mapping of settings")])
     lines: dict[Path_, int] = {}
     _index_lines(node, (), lines)
     try:
-        return RoadmapFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
@@ -135,14 +142,26 @@ def parse_roadmap(text: str, path: Path) -> RoadmapFile:
             if missing:
                 found = f"{found}.{name}" if found else name
             problems.append(Problem(line, _describe(found, data), message))
-        raise RoadmapFileError(path, problems) from None
+        raise refusal(path, problems) from None
 
 
-def load_roadmap(path: str | Path) -> RoadmapFile:
-    """Read and validate the roadmap file at ``path``; raise ``RoadmapFileError`` if unusable."""
+def load_yaml_model(
+    path: str | Path, model: type[ModelT], refusal: type[YamlFileError] = YamlFileError
+) -> ModelT:
+    """Read the file at ``path`` and validate it as ``model``; raise ``refusal`` if unusable."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RoadmapFileError(file, [Problem(1, "", f"cannot read the file: {exc}")]) from None
-    return parse_roadmap(text, file)
+        raise refusal(file, [Problem(1, "", f"cannot read the file: {exc}")]) from None
+    return parse_yaml_model(text, file, model, refusal)
+
+
+def parse_roadmap(text: str, path: Path) -> RoadmapFile:
+    """Validate roadmap YAML ``text`` read from ``path``; raise ``RoadmapFileError`` if invalid."""
+    return parse_yaml_model(text, path, RoadmapFile, RoadmapFileError)
+
+
+def load_roadmap(path: str | Path) -> RoadmapFile:
+    """Read and validate the roadmap file at ``path``; raise ``RoadmapFileError`` if unusable."""
+    return load_yaml_model(path, RoadmapFile, RoadmapFileError)

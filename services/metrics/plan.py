@@ -26,19 +26,13 @@ from contracts.roadmap.model import (
     Where,
     Window,
 )
+from contracts.roadmap.components import COMPONENTS, Aggregation
 from services.metrics.entities import MICRO, EntityRecord
 
-Kind = Literal["sum", "count", "share", "yoy_growth"]
+Kind = Aggregation
 Predicate = Callable[[Any], bool]
 Amount = Callable[[Any], int | None]
 
-COMPONENTS: dict[Kind, tuple[str, ...]] = {
-    "sum": ("sum",),
-    "count": ("count",),
-    "share": ("numerator", "denominator"),
-    "yoy_growth": ("current", "previous"),
-}
-"""The additive parts each kind of indicator is computed from, in order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from contracts.roadmap.components import COMPONENTS, indicator_value
 from contracts.roadmap.model import Indicator, Window
 from contracts.roadmap.trajectory import TargetTrajectory
 from services.metrics.entities import from_micro, from_timestamp_us
 from services.metrics.fold import PartitionState
-from services.metrics.plan import COMPONENTS, IndicatorPlan, Kind
+from services.metrics.plan import IndicatorPlan, Kind
 
 DayRange = tuple[int, int] | None
 """Inclusive day ordinals; ``None`` for every day."""
@@ -84,15 +85,8 @@ def partition_components(plan: IndicatorPlan, state: PartitionState, on: date) -
 
 
 def value_of(kind: Kind, components: list[int]) -> Decimal | None:
-    """The indicator's value from summed components; ``None`` when a ratio is undefined."""
-    if kind in ("sum", "count"):
-        return from_micro(components[0])
-    top, bottom = components
-    if bottom == 0:
-        return None
-    if kind == "share":
-        return Decimal(top) / Decimal(bottom)
-    return Decimal(top) / Decimal(bottom) - 1
+    """The indicator's value from summed components (millionths); ``None`` for a ratio over 0."""
+    return indicator_value(kind, [from_micro(c) for c in components])
 
 
 def read(plan: IndicatorPlan, states: Mapping[int, PartitionState], at: datetime) -> Reading:

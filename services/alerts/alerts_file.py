@@ -1,0 +1,215 @@
+"""The alerts file (``deploy/alerts.yaml``): lifecycle timings, pipeline limit, receivers, routes.
+
+Validated at start-up like the roadmap file: an invalid file stops the service naming the line
+and field. Secrets and receiver URLs for a deployment come from the environment (``*_env``
+fields), so the file itself holds none; ``resolve`` reads them and refuses a missing secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from contracts.records import AlertName
+from contracts.roadmap.loader import Problem, YamlFileError, load_yaml_model
+from contracts.roadmap.model import Duration
+
+Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+EnvName = Annotated[StrictStr, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+
+
+_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+class AlertsFileError(YamlFileError):
+    """The alerts file cannot be used."""
+
+    what = "alerts file"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timing(_Model):
+    """How long a condition must hold before firing, and clear before resolving."""
+
+    for_: Duration = Field(default=timedelta(minutes=10), alias="for")
+    keep_firing_for: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A firing alert resolves only after the condition stayed clear this long",
+    )
+
+
+class Lifecycle(_Model):
+    """``for`` runs on the roadmap clock (the pipeline alert: wall); repeats on the wall clock."""
+
+    defaults: Timing = Field(default_factory=Timing)
+    per_alert: dict[AlertName, Timing] = Field(default_factory=dict)
+    repeat_interval: Duration = Field(
+        default=timedelta(minutes=1),
+        description="Firing alerts are re-sent this often (Alertmanager wants 30 s to 3 min)",
+    )
+    evaluation_interval: Duration = Field(default=timedelta(seconds=15))
+
+    def timing(self, alertname: AlertName) -> Timing:
+        return self.per_alert.get(alertname, self.defaults)
+
+
+class PipelineRule(_Model):
+    """``RoadmapPipelineRejecting``: DLQ share of ingest's output over a sliding window."""
+
+    dlq_ratio_limit: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.05")
+    window: Duration = timedelta(minutes=10)
+    min_messages: Annotated[int, Field(ge=1)] = 20
+    severity: Literal["info", "warning", "critical"] = "warning"
+    owner: Name = "platform"
+    runbook: Annotated[StrictStr, Field(min_length=1)] = "docs/runbooks.md#pipeline_rejecting"
+
+
+class RetryPolicy(_Model):
+    """Exponential backoff with jitter, bounded by a budget per notification and receiver."""
+
+    initial_backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(seconds=60)
+    give_up_after: Duration = Field(
+        default=timedelta(minutes=15),
+        description="After this long a notification is counted as failed and skipped",
+    )
+    timeout: Duration = Field(default=timedelta(seconds=10), description="Per HTTP request")
+
+
+class ReceiverKind(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    WEBHOOK = "webhook"
+    CHAT = "chat"
+    CONSOLE = "console"
+
+
+class ReceiverSpec(_Model):
+    """One place notifications go. HTTP kinds take ``url`` or ``url_env`` (enabled when set)."""
+
+    name: Name
+    kind: ReceiverKind
+    url: HttpUrl | None = None
+    url_env: EnvName | None = Field(
+        default=None, description="Read the URL from this variable; unset means disabled"
+    )
+    secret_env: EnvName | None = Field(
+        default=None, description="webhook: the HMAC-SHA256 key is read from this variable"
+    )
+    send_resolved: StrictBool = True
+    repeat_interval: Duration | None = Field(
+        default=None,
+        description="Send a repeat at most this often (None: every repeat, as for Alertmanager)",
+    )
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ReceiverSpec:
+        if self.kind is ReceiverKind.CONSOLE:
+            if self.url or self.url_env:
+                raise ValueError("a console receiver takes no url")
+        elif (self.url is None) == (self.url_env is None):
+            raise ValueError(f"a {self.kind} receiver needs exactly one of 'url' and 'url_env'")
+        if self.kind is ReceiverKind.WEBHOOK and self.secret_env is None:
+            raise ValueError("a webhook receiver needs 'secret_env' (its HMAC key's variable)")
+        if self.kind is not ReceiverKind.WEBHOOK and self.secret_env is not None:
+            raise ValueError("only webhook receivers sign their bodies ('secret_env')")
+        return self
+
+
+class Route(_Model):
+    """Send alerts whose labels match to ``receivers``; an empty ``match`` matches everything."""
+
+    match: dict[Literal["severity", "owner", "alertname", "indicator"], list[StrictStr]] = Field(
+        default_factory=dict
+    )
+    receivers: list[Name] = Field(min_length=1)
+    continue_: StrictBool = Field(
+        default=True, alias="continue", description="false: later routes are not tried"
+    )
+
+
+class AlertsFile(_Model):
+    version: Literal[1]
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    pipeline: PipelineRule = Field(default_factory=PipelineRule)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    receivers: list[ReceiverSpec] = Field(min_length=1)
+    routes: list[Route] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _routes_name_receivers(self) -> AlertsFile:
+        names = [r.name for r in self.receivers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"receiver names must be unique: {', '.join(duplicates)}")
+        for route in self.routes:
+            unknown = sorted(set(route.receivers) - set(names))
+            if unknown:
+                raise ValueError(f"routes name unknown receivers: {', '.join(unknown)}")
+        return self
+
+
+class ActiveReceiver(NamedTuple):
+    """A receiver with its URL and secret read from the environment."""
+
+    spec: ReceiverSpec
+    url: str | None
+    secret: bytes | None
+
+
+def resolve_receivers(
+    alerts: AlertsFile, path: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, ActiveReceiver]:
+    """The receivers in use: a ``url_env`` receiver whose variable is unset is left out.
+
+    Raises ``AlertsFileError`` when an active webhook's secret variable is unset or empty.
+    """
+    env = os.environ if environ is None else environ
+    active: dict[str, ActiveReceiver] = {}
+    problems = []
+    for spec in alerts.receivers:
+        url = str(spec.url) if spec.url is not None else None
+        if spec.url_env is not None:
+            url = env.get(spec.url_env) or None
+            if url is None:
+                continue
+            try:
+                url = str(_URL.validate_python(url))
+            except ValidationError:
+                problems.append(f"receiver {spec.name!r}: {spec.url_env} is not an http(s) URL")
+                continue
+        secret = None
+        if spec.secret_env is not None:
+            value = env.get(spec.secret_env, "")
+            if not value:
+                problems.append(f"receiver {spec.name!r}: set {spec.secret_env} (its HMAC key)")
+                continue
+            secret = value.encode()
+        active[spec.name] = ActiveReceiver(spec, url, secret)
+    if problems:
+        raise AlertsFileError(path, [Problem(1, "receivers", p) for p in problems])
+    return active
+
+
+def load_alerts_file(path: str | Path) -> AlertsFile:
+    """Read and validate the alerts file; raise ``AlertsFileError`` naming line and field."""
+    return load_yaml_model(path, AlertsFile, AlertsFileError)

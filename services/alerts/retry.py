@@ -1,0 +1,61 @@
+"""When to try a notification again, and when to stop. Pure: randomness and time are passed in.
+
+Retried: connection errors, timeouts, 5xx and 429 (``Retry-After`` honoured, in seconds or as an
+HTTP date). Not retried: any other 4xx (the request itself is wrong; repeating it cannot help).
+The wait doubles from ``initial_backoff`` up to ``max_backoff``, with full jitter, and a
+notification is given up once ``give_up_after`` has passed since its first attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+from services.alerts.alerts_file import RetryPolicy
+
+Verdict = Literal["accepted", "retry", "rejected"]
+
+
+def verdict(status: int) -> Verdict:
+    """What an HTTP status means for a notification."""
+    if 200 <= status < 300:
+        return "accepted"
+    if status == 429 or status >= 500:
+        return "retry"
+    return "rejected"
+
+
+def retry_after_seconds(header: str | None, now: datetime) -> float | None:
+    """``Retry-After`` in seconds from ``now`` (delta or HTTP date); None if absent or bad."""
+    if not header:
+        return None
+    text = header.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff(attempt: int, policy: RetryPolicy, jitter: float, retry_after: float | None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+    ``jitter`` in [0, 1) picks a point of the exponential window; a server's ``Retry-After``
+    is honoured when longer, but never beyond ``max_backoff``.
+    """
+    ceiling = policy.max_backoff.total_seconds()
+    window = min(ceiling, policy.initial_backoff.total_seconds() * 2.0 ** (attempt - 1))
+    wait = window / 2 + window / 2 * jitter  # at least half the window: never a hot loop
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, ceiling))
+    return wait
+
+
+def out_of_budget(elapsed: float, next_wait: float, policy: RetryPolicy) -> bool:
+    """True when waiting ``next_wait`` more would pass ``give_up_after`` (seconds elapsed)."""
+    return elapsed + next_wait > policy.give_up_after.total_seconds()
