@@ -15,6 +15,7 @@ from services.common.runtime import ServiceApp
 SERVICES: dict[str, tuple[str, str]] = {
     "ingest": ("services.ingest.settings:IngestSettings", "services.ingest.app:create_app"),
     "metrics": ("services.metrics.settings:MetricsSettings", "services.metrics.app:create_app"),
+    "alerts": ("services.alerts.settings:AlertsSettings", "services.alerts.app:create_app"),
 }
 
 

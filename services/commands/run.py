@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 
-from contracts.roadmap.loader import RoadmapFileError
+from contracts.roadmap.loader import YamlFileError
 from services.common.config import ConfigError, load_settings
 from services.common.logs import configure_logging
 from services.common.runtime import serve
@@ -24,8 +24,8 @@ def run_service(name: str) -> int:
     configure_logging(name, level=settings.log_level, fmt=settings.log_format)
     try:
         app = create_app(settings)
-    except RoadmapFileError as exc:
-        sys.stderr.write(f"roadmap-monitor run {name}: invalid roadmap file: {exc}\n")
+    except YamlFileError as exc:  # the roadmap file, or the alerts file
+        sys.stderr.write(f"roadmap-monitor run {name}: {exc}\n")
         return 2
     try:
         asyncio.run(serve(app))

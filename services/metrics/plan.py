@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
 from contracts.events import EVENT_MODELS, EventType, ProjectStage
+from contracts.roadmap.components import Aggregation
 from contracts.roadmap.model import (
     CountOf,
     GrowthOf,
@@ -26,13 +27,11 @@ from contracts.roadmap.model import (
     Where,
     Window,
 )
-from contracts.roadmap.components import COMPONENTS, Aggregation
 from services.metrics.entities import MICRO, EntityRecord
 
 Kind = Aggregation
 Predicate = Callable[[Any], bool]
 Amount = Callable[[Any], int | None]
-
 
 
 @dataclass(frozen=True, slots=True)

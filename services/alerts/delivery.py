@@ -1,0 +1,186 @@
+"""Delivery: the alerts topic, consumed in a group, each record handed to its receivers.
+
+A record's offset is committed only after every receiver routed to it has accepted it, or
+refused it with a 4xx, or has been given up on once its retry budget ran out (counted and
+logged). Receivers are tried concurrently, so a slow one does not hold up the others' first
+attempts. Records are delivered one at a time, in order per alert. Stopping interrupts a
+retry and commits nothing, so a restart re-delivers: at least once, with a stable dedup key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from contracts.records import AlertTransition
+from services.alerts.alerts_file import ReceiverSpec, RetryPolicy, Route
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.receivers import Attempt, Receiver
+from services.alerts.retry import backoff, out_of_budget
+from services.alerts.routing import route, wants
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """The service is stopping; the record stays uncommitted and will be re-delivered."""
+
+
+async def _no_decoding(_: KafkaMessage) -> None:
+    """Records are validated by ``contracts`` in the handler."""
+
+
+class Deliverer:
+    def __init__(
+        self,
+        receivers: Mapping[str, Receiver],
+        specs: Mapping[str, ReceiverSpec],
+        routes: Sequence[Route],
+        policy: RetryPolicy,
+        metrics: AlertsMetrics,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._receivers = receivers
+        self._specs = specs
+        self._routes = routes
+        self._policy = policy
+        self._metrics = metrics
+        self._monotonic = monotonic
+        self._jitter = jitter
+        self.stopping = asyncio.Event()
+
+    async def deliver(self, record: AlertTransition) -> None:
+        """Hand ``record`` to every receiver that should get it; return when each is done."""
+        targets = []
+        for name in route(record, self._routes):
+            receiver = self._receivers.get(name)
+            if receiver is None:
+                continue  # configured but not enabled in this deployment
+            if not wants(self._specs[name], record):
+                self._metrics.skipped.labels(name).inc()
+                continue
+            targets.append(receiver)
+        results = await asyncio.gather(
+            *(self._deliver_to(r, record) for r in targets), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, Interrupted):
+                raise result
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _deliver_to(self, receiver: Receiver, record: AlertTransition) -> None:
+        started = self._monotonic()
+        attempt_number = 0
+        while True:
+            attempt_number += 1
+            try:
+                attempt = await receiver.attempt(record)
+            except Exception as exc:  # a receiver bug must not stall delivery
+                log.exception("receiver failed unexpectedly", extra={"receiver": receiver.name})
+                attempt = Attempt("retry", f"{type(exc).__name__}")
+            if attempt.verdict == "accepted":
+                self._metrics.sent.labels(receiver.name).inc()
+                age = (datetime.now(UTC) - record.at).total_seconds()
+                self._metrics.delivery_latency.labels(receiver.name).observe(max(0.0, age))
+                return
+            if attempt.verdict == "rejected":
+                self._metrics.failed.labels(receiver.name, "rejected").inc()
+                log.error(
+                    "notification refused by the receiver; not retried",
+                    extra=_context(receiver, record, attempt, attempt_number),
+                )
+                return
+            wait = backoff(attempt_number, self._policy, self._jitter(), attempt.retry_after)
+            if out_of_budget(self._monotonic() - started, wait, self._policy):
+                self._metrics.failed.labels(receiver.name, "gave_up").inc()
+                log.error(
+                    "notification given up after its retry budget",
+                    extra=_context(receiver, record, attempt, attempt_number),
+                )
+                return
+            self._metrics.retried.labels(receiver.name).inc()
+            log.warning(
+                "notification not accepted; retrying",
+                extra={**_context(receiver, record, attempt, attempt_number), "retry_in_s": wait},
+            )
+            await self._pause(wait)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise Interrupted
+
+
+def _context(
+    receiver: Receiver, record: AlertTransition, attempt: Attempt, number: int
+) -> dict[str, object]:
+    return {
+        "receiver": receiver.name,
+        "alertname": record.alertname.value,
+        "indicator": record.labels.get("indicator", ""),
+        "alert_state": record.state.value,
+        "dedup_key": record.dedup_key,
+        "attempt": number,
+        "result": attempt.detail,
+    }
+
+
+def subscribe_delivery(
+    broker: KafkaBroker,
+    deliverer: Deliverer,
+    metrics: AlertsMetrics,
+    *,
+    topic: str,
+    group_id: str,
+    policy: RetryPolicy,
+) -> None:
+    """Wire the delivery consumer into ``broker`` (manual commit after delivery)."""
+    # A record may legitimately take the whole retry budget; the group must not evict us.
+    poll_interval_ms = int((policy.give_up_after.total_seconds() + 120) * 1000)
+    subscriber = broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        max_poll_interval_ms=poll_interval_ms,
+        decoder=_no_decoding,
+        title="alerts: delivery",
+        description="Alert records handed to receivers; committed once every receiver is done.",
+    )
+
+    @subscriber
+    async def on_alert_record(message: KafkaMessage) -> None:
+        if deliverer.stopping.is_set():
+            return  # not committed: delivered after the restart
+        try:
+            record = AlertTransition.model_validate_json(message.body or b"")
+        except ValidationError:
+            metrics.invalid_records.inc()
+            log.warning(
+                "not an alert record; skipped",
+                extra={"offset": getattr(message.raw_message, "offset", None)},
+            )
+        else:
+            try:
+                await deliverer.deliver(record)
+            except Interrupted:
+                return
+        try:
+            await message.ack()
+        except KafkaError as exc:  # a rebalance: the record is delivered again, never lost
+            log.warning("offset commit refused", extra={"error": f"{type(exc).__name__}: {exc}"})

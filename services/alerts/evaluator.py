@@ -1,0 +1,337 @@
+"""The evaluating side: read what the alerts need, evaluate, publish alert records.
+
+One aiokafka consumer with manual assignment (no group: every instance reads everything):
+- at start, the alerts topic from the beginning, to rebuild the alert book (the topic is the
+  alert state, so a restart neither forgets a firing alert nor fires it again);
+- the KPI topic from the beginning (latest snapshot per key), then followed;
+- the canonical and DLQ topics from a little before their end, only counted (not decoded), for
+  the DLQ share over the pipeline window.
+Evaluation starts once the KPI topic has been read to where it ended at start-up, runs after
+every fetch that brought a snapshot and on a timer, and only settles the book once its records
+are acknowledged by the broker; a failed publish is simply evaluated again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from contracts.keys import alert_key
+from contracts.records import AlertName, AlertState, AlertTransition, KpiSnapshot
+from contracts.roadmap.model import RoadmapFile, Severity
+from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS, KPI_SNAPSHOTS
+from services.alerts.alerts_file import AlertsFile
+from services.alerts.board import IndicatorBoard
+from services.alerts.conditions import conditions_at
+from services.alerts.lifecycle import AlertBook, Moment, evaluate
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.pipeline_window import PipelineWindow
+from services.alerts.settings import AlertsSettings
+from services.common.http import CheckResult
+from services.common.kafka import client_options
+from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
+
+log = logging.getLogger(__name__)
+
+FETCH_WAIT_MS = 500
+
+
+class _ReadTo:
+    """Whether partitions have been read up to where they ended when reading began.
+
+    The target is the larger of the end offset asked for and the first high-water mark a fetch
+    reports (the embedded broker answers the end-offset request with the start of the last
+    record batch, which alone would call a partition read while a batch is still unread).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        self._consumer = consumer
+        self._targets = dict(ends)
+        self._confirmed = {tp for tp, end in ends.items() if end == 0}
+
+    async def remaining(self) -> int | None:
+        """Records left to read; None while some partition's true end is not known yet."""
+        left = 0
+        for tp in list(self._targets):
+            if tp not in self._confirmed:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    return None
+                self._targets[tp] = max(self._targets[tp], highwater)
+                self._confirmed.add(tp)
+            left += max(0, self._targets[tp] - await self._consumer.position(tp))
+        return left
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Evaluator:
+    """Owns the alert book, the indicator board and the pipeline window of one instance."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        roadmap: RoadmapFile,
+        alerts_file: AlertsFile,
+        publisher: BatchPublisher,
+        metrics: AlertsMetrics,
+        *,
+        wall_clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._settings = settings
+        self._roadmap = roadmap
+        self._file = alerts_file
+        self._publisher = publisher
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        kafka = settings.kafka
+        self._alerts_topic = kafka.topic_name(ALERT_TRANSITIONS)
+        self._kpi_topic = kafka.topic_name(KPI_SNAPSHOTS)
+        self._counted = {
+            kafka.topic_name(DEAD_LETTERS): True,  # topic -> counts as rejected
+            kafka.topic_name(CANONICAL_EVENTS): False,
+        }
+        self.book = AlertBook()
+        self.board = IndicatorBoard(roadmap)
+        self.window = PipelineWindow(alerts_file.pipeline.window)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._kpi_read: _ReadTo | None = None
+        self._recovered = False
+        self._caught_up = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_evaluation: datetime | None = None
+        for alertname in AlertName:
+            for severity in Severity:
+                for state in (AlertState.PENDING, AlertState.FIRING):
+                    metrics.alerts.labels(alertname.value, severity.value, state.value).set(0)
+
+    # -- start and stop -------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Start the consumer and rebuild the alert book; retried by the runtime until it works."""
+        if self._consumer is not None:
+            return
+        consumer = AIOKafkaConsumer(
+            **{**client_options(self._settings.kafka), "client_id": self._client_id()},
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            # All partitions are looked up before the first assignment: once assigned, the
+            # consumer's metadata only covers the assigned topics.
+            topics = [self._alerts_topic, self._kpi_topic, *self._counted]
+            partitions = {topic: await self._partitions(consumer, topic) for topic in topics}
+            await self._recover(consumer, partitions[self._alerts_topic])
+            await self._follow_from(
+                consumer,
+                partitions[self._kpi_topic],
+                [tp for topic in self._counted for tp in partitions[topic]],
+            )
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    def _client_id(self) -> str:
+        return f"{self._settings.kafka.client_id}-alerts-evaluator"
+
+    async def _partitions(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+        await consumer.topics()  # refreshes metadata
+        found = consumer.partitions_for_topic(topic)
+        if not found:
+            raise KafkaError(f"topic {topic} has no partitions yet")
+        return [TopicPartition(topic, p) for p in sorted(found)]
+
+    async def _recover(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Read the alerts topic from the beginning: the latest record per alert is its state."""
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        read_to = _ReadTo(consumer, await consumer.end_offsets(partitions))
+        book = AlertBook()
+        recovered = 0
+        while True:
+            left = await read_to.remaining()
+            if left == 0:
+                break
+            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        book.apply(AlertTransition.model_validate_json(record.value or b""))
+                        recovered += 1
+                    except ValidationError:
+                        self._metrics.invalid_records.inc()
+        self.book = book
+        self._recovered = True
+        self._update_gauges()
+        log.info(
+            "alert state recovered",
+            extra={"records": recovered, "open_alerts": len(book.open_records())},
+        )
+
+    async def _follow_from(
+        self, consumer: AIOKafkaConsumer, kpi: list[TopicPartition], counted: list[TopicPartition]
+    ) -> None:
+        """Read KPI snapshots from the beginning and the counted topics from near their end."""
+        consumer.assign(kpi + counted)
+        await consumer.seek_to_beginning(*kpi)
+        ends = await consumer.end_offsets(kpi + counted)
+        for tp in counted:
+            consumer.seek(tp, max(0, ends[tp] - self._settings.pipeline_lookback))
+        self._kpi_read = _ReadTo(consumer, {tp: ends[tp] for tp in kpi})
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="alerts-evaluator")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        interval = self._file.lifecycle.evaluation_interval
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
+            except KafkaError as exc:
+                log.warning("fetch failed; retrying", extra={"error": f"{type(exc).__name__}"})
+                await asyncio.sleep(1.0)
+                continue
+            fresh = self._take(batches)
+            if not self._caught_up:
+                assert self._kpi_read is not None
+                left = await self._kpi_read.remaining()
+                if left != 0:
+                    continue
+                self._caught_up = True
+                log.info(
+                    "KPI snapshots read; evaluating", extra={"indicators": len(self.board.views())}
+                )
+                fresh = True
+            wall = self._wall_clock()
+            due = self._last_evaluation is None or wall - self._last_evaluation >= interval
+            if fresh or due:
+                await self.evaluate_now()
+
+    def _take(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> bool:
+        """Fold fetched records in; True when a KPI snapshot was kept."""
+        fresh = False
+        for tp, records in batches.items():
+            if tp.topic == self._kpi_topic:
+                for record in records:
+                    fresh = self._take_snapshot(record) or fresh
+                continue
+            rejected = self._counted.get(tp.topic)
+            if rejected is None:
+                continue
+            for record in records:
+                self.window.count(record.timestamp, rejected=rejected)
+        return fresh
+
+    def _take_snapshot(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        try:
+            snapshot = KpiSnapshot.model_validate_json(record.value or b"")
+        except ValidationError:
+            self._metrics.snapshots.labels("invalid").inc()
+            return False
+        kept = self.board.add(snapshot)
+        self._metrics.snapshots.labels("used" if kept else "ignored").inc()
+        return kept
+
+    def _now(self) -> Moment | None:
+        wall = self._wall_clock()
+        if self._settings.clock == "wall":
+            return Moment(wall, wall)
+        roadmap_time = self.board.newest_evaluation
+        return Moment(roadmap_time, wall) if roadmap_time is not None else None
+
+    async def evaluate_now(self) -> None:
+        """Evaluate every condition now and publish what changed (a no-op until caught up)."""
+        now = self._now()
+        if now is None or not self._caught_up:
+            return
+        self._last_evaluation = now.wall
+        figures = self.window.figures(int(now.wall.timestamp() * 1000))
+        if figures.ratio is not None:
+            self._metrics.dlq_ratio.set(float(figures.ratio))
+        holding = conditions_at(
+            self._roadmap,
+            self.board.views(),
+            now.roadmap,
+            rule=self._file.pipeline,
+            pipeline=figures,
+            runbook_base=self._settings.runbook_base_url,
+        )
+        evaluation = evaluate(self.book, holding, now, self._file.lifecycle)
+        self._metrics.evaluations.inc()
+        self._metrics.roadmap_time.set(now.roadmap.timestamp())
+        if evaluation.records:
+            outbound = [
+                OutboundRecord(
+                    self._alerts_topic, alert_key(r.labels), r.model_dump_json().encode()
+                )
+                for r in evaluation.records
+            ]
+            try:
+                await self._publisher.publish(outbound)
+            except PublishError as exc:
+                self._metrics.publish_failures.inc()
+                log.warning(
+                    "alert records not published; evaluating again", extra={"error": str(exc)}
+                )
+                return
+        self.book.settle(evaluation)
+        for record in evaluation.records:
+            self._metrics.transitions.labels(record.alertname.value, record.state.value).inc()
+            if record.repeat == 0:
+                log.info(
+                    "alert " + record.state.value,
+                    extra={
+                        "alertname": record.alertname.value,
+                        "indicator": record.labels.get("indicator", ""),
+                        "summary": record.annotations.get("summary", ""),
+                    },
+                )
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        counts = self.book.counts()
+        for alertname in AlertName:
+            for severity in Severity:
+                for state in (AlertState.PENDING, AlertState.FIRING):
+                    value = counts.get((alertname.value, severity.value, state.value), 0)
+                    self._metrics.alerts.labels(alertname.value, severity.value, state.value).set(
+                        value
+                    )
+
+    # -- readiness ------------------------------------------------------------------------
+    async def readiness(self) -> CheckResult:
+        if not self._recovered:
+            return CheckResult(False, "reading the alerts topic to recover alert state")
+        if not self._caught_up:
+            left = await self._kpi_read.remaining() if self._kpi_read else None
+            detail = "waiting for the first fetch" if left is None else f"{left} records to go"
+            return CheckResult(False, f"reading KPI snapshots: {detail}")
+        task = self._task
+        if task is None or task.done():
+            return CheckResult(False, "the evaluation loop is not running")
+        return CheckResult(True, f"{len(self.book.open_records())} open alerts")

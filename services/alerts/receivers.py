@@ -1,0 +1,135 @@
+"""Receivers: one attempt to hand an alert record to a console, Alertmanager, webhook or chat.
+
+Retries live in ``delivery``; a receiver only says how an attempt went. URLs are never logged
+(a chat webhook's URL is its credential) and neither is a webhook's secret: receivers are
+named by their ``name`` from the alerts file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, Protocol
+
+import httpx
+
+from contracts.records import AlertState, AlertTransition
+from services.alerts.alerts_file import ActiveReceiver, ReceiverKind
+from services.alerts.payloads import (
+    DEDUP_HEADER,
+    SIGNATURE_HEADER,
+    alertmanager_alerts,
+    chat_body,
+    chat_text,
+    signature,
+    webhook_body,
+)
+from services.alerts.retry import Verdict, retry_after_seconds, verdict
+
+log = logging.getLogger(__name__)
+
+
+class Attempt(NamedTuple):
+    verdict: Verdict
+    detail: str
+    retry_after: float | None = None
+
+
+class Receiver(Protocol):
+    name: str
+
+    async def attempt(self, record: AlertTransition) -> Attempt: ...
+
+
+class ConsoleReceiver:
+    """Writes the notification to the service log (development, and the demo's alerts)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._log = logging.getLogger("services.alerts.console")
+
+    async def attempt(self, record: AlertTransition) -> Attempt:
+        level = logging.WARNING if record.state is AlertState.FIRING else logging.INFO
+        self._log.log(
+            level,
+            chat_text(record).replace("\n", " | "),
+            extra={
+                "alert_state": record.state.value,
+                "alertname": record.alertname.value,
+                "indicator": record.labels.get("indicator", ""),
+                "dedup_key": record.dedup_key,
+                "repeat": record.repeat,
+            },
+        )
+        return Attempt("accepted", "logged")
+
+
+class HttpReceiver:
+    """Alertmanager API v2, signed JSON webhook, or chat webhook, over one httpx client."""
+
+    def __init__(
+        self,
+        active: ActiveReceiver,
+        client: httpx.AsyncClient,
+        *,
+        generator_url: str,
+        repeat_interval: timedelta,
+    ) -> None:
+        assert active.url is not None
+        self.name = active.spec.name
+        self._kind = active.spec.kind
+        self._url = active.url
+        if self._kind is ReceiverKind.ALERTMANAGER:
+            self._url = active.url.rstrip("/") + "/api/v2/alerts"
+        self._secret = active.secret
+        self._client = client
+        self._generator_url = generator_url
+        self._repeat_interval = repeat_interval
+
+    def _request(self, record: AlertTransition) -> tuple[bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json", DEDUP_HEADER: record.dedup_key}
+        if self._kind is ReceiverKind.ALERTMANAGER:
+            alerts = alertmanager_alerts(
+                record, generator_url=self._generator_url, repeat_interval=self._repeat_interval
+            )
+            return json.dumps(alerts).encode(), headers
+        if self._kind is ReceiverKind.CHAT:
+            return chat_body(record), headers
+        body = webhook_body(record)
+        assert self._secret is not None
+        headers[SIGNATURE_HEADER] = signature(self._secret, body)
+        return body, headers
+
+    async def attempt(self, record: AlertTransition) -> Attempt:
+        body, headers = self._request(record)
+        try:
+            response = await self._client.post(self._url, content=body, headers=headers)
+        except httpx.TransportError as exc:  # connect, read, write, timeouts
+            return Attempt("retry", f"{type(exc).__name__}")
+        outcome = verdict(response.status_code)
+        retry_after = None
+        if response.status_code == 429 or response.status_code >= 500:
+            retry_after = retry_after_seconds(
+                response.headers.get("Retry-After"), datetime.now(UTC)
+            )
+        return Attempt(outcome, f"HTTP {response.status_code}", retry_after)
+
+
+def build_receivers(
+    active: dict[str, ActiveReceiver],
+    client: httpx.AsyncClient,
+    *,
+    generator_url: str,
+    repeat_interval: timedelta,
+) -> dict[str, Receiver]:
+    """One receiver object per active receiver of the alerts file."""
+    built: dict[str, Receiver] = {}
+    for name, receiver in active.items():
+        if receiver.spec.kind is ReceiverKind.CONSOLE:
+            built[name] = ConsoleReceiver(name)
+        else:
+            built[name] = HttpReceiver(
+                receiver, client, generator_url=generator_url, repeat_interval=repeat_interval
+            )
+    return built
