@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e lint format typecheck schemas docs lock dev broker bench-ingest bench-metrics clean
+.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas docs lock dev broker bench-ingest bench-metrics clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -14,11 +14,28 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 install: $(INSTALLED) ## create .venv/ with pinned dependencies and the roadmap-monitor command
 
-test: $(INSTALLED) ## every tier: unit, service, connected (real broker), e2e
+test: $(INSTALLED) e2e-tools ## every tier: unit, service, connected (real broker), e2e
 	$(BIN)/pytest
 
-test-unit test-service test-connected test-e2e: test-%: $(INSTALLED)
+test-unit test-service test-connected: test-%: $(INSTALLED)
 	$(BIN)/pytest -m $*
+
+test-e2e: $(INSTALLED) e2e-tools
+	$(BIN)/pytest -m e2e
+
+E2E_PACKAGES := prometheus prometheus-alertmanager
+e2e-tools: ## the e2e tier's real Prometheus and Alertmanager: Debian's packages, installed if missing and root
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's $(E2E_PACKAGES) for the e2e tier"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends $(E2E_PACKAGES) >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(E2E_PACKAGES) >/dev/null; }; \
+	else \
+	  echo "the e2e tier needs Prometheus and Alertmanager: on Debian/Ubuntu run" \
+	       "'sudo apt-get install $(E2E_PACKAGES)'; elsewhere put 'prometheus' and" \
+	       "'prometheus-alertmanager' (or 'alertmanager') on PATH"; \
+	fi
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

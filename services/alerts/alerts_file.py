@@ -24,6 +24,8 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -155,17 +157,27 @@ class AlertsFile(_Model):
     receivers: list[ReceiverSpec] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _routes_name_receivers(self) -> AlertsFile:
-        names = [r.name for r in self.receivers]
+    @field_validator("receivers")
+    @classmethod
+    def _unique_names(cls, value: list[ReceiverSpec]) -> list[ReceiverSpec]:
+        names = [r.name for r in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"receiver names must be unique: {', '.join(duplicates)}")
-        for route in self.routes:
-            unknown = sorted(set(route.receivers) - set(names))
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_name_receivers(cls, value: list[Route], info: ValidationInfo) -> list[Route]:
+        receivers = info.data.get("receivers")
+        if receivers is None:
+            return value  # already reported
+        names = {r.name for r in receivers}
+        for route in value:
+            unknown = sorted(set(route.receivers) - names)
             if unknown:
                 raise ValueError(f"routes name unknown receivers: {', '.join(unknown)}")
-        return self
+        return value
 
 
 class ActiveReceiver(NamedTuple):

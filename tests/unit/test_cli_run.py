@@ -50,3 +50,36 @@ def test_metrics_refuses_an_invalid_roadmap_file(
     assert "invalid roadmap file" in err
     assert f"{roadmap}:4" in err
     assert "indicators" in err
+
+
+def test_alerts_refuses_an_invalid_alerts_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`run alerts` with a route naming an unknown receiver exits 2 naming file, line, field."""
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(
+        "version: 1\n"
+        "receivers:\n"
+        "  - {name: console, kind: console}\n"
+        "routes:\n"
+        "  - receivers: [pager]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ALERTS_FILE", str(alerts))
+    assert main(["run", "alerts"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid alerts file" in err
+    assert f"{alerts}:4: routes: routes name unknown receivers: pager" in err
+
+
+def test_alerts_refuses_a_webhook_without_its_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped file's webhook, enabled by its URL variable, needs its secret variable set;
+    start-up stops naming that variable, and the URL is not printed."""
+    monkeypatch.setenv("ALERTS_WEBHOOK_URL", "http://127.0.0.1:9/hook-with-token-abc")
+    monkeypatch.delenv("ALERTS_WEBHOOK_SECRET", raising=False)
+    assert main(["run", "alerts"]) == 2
+    err = capsys.readouterr().err
+    assert "ALERTS_WEBHOOK_SECRET" in err
+    assert "hook-with-token-abc" not in err
