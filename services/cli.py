@@ -58,11 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return validate_roadmap(args.file, sys.stdout, sys.stderr)
     if args.command == "dev":
         sys.stdout.write(
-            "roadmap-monitor dev: the one-command stack arrives with the alerts service.\n"
-            "Until then, in three terminals:\n"
+            "roadmap-monitor dev: the one-command stack arrives with its own issue.\n"
+            "Until then, in four terminals:\n"
             "  roadmap-monitor broker         # embedded broker on 127.0.0.1:9092\n"
             "  roadmap-monitor run ingest     # POST events to http://127.0.0.1:8001/v1/events\n"
             "  roadmap-monitor run metrics    # progress at http://127.0.0.1:8002/metrics\n"
+            "  roadmap-monitor run alerts     # alerts in its log, http://127.0.0.1:8003/v1/alerts\n"
         )
         return 0
     raise AssertionError(f"unhandled command {args.command}")
