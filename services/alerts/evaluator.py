@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -41,6 +41,7 @@ from services.common.publishing import BatchPublisher, OutboundRecord, PublishEr
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 500
+RECOVERY_STALL_S = 30.0
 
 
 class _ReadTo:
@@ -160,11 +161,18 @@ class Evaluator:
         read_to = _ReadTo(consumer, await consumer.end_offsets(partitions))
         book = AlertBook()
         recovered = 0
+        loop = asyncio.get_running_loop()
+        stalled_since = loop.time()
         while True:
             left = await read_to.remaining()
             if left == 0:
                 break
+            if loop.time() - stalled_since > RECOVERY_STALL_S:
+                # Handing back to the runtime lets it retry, or stop if it was told to.
+                raise TimeoutError(f"alerts topic unreadable: {left} records left, no progress")
             batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
+            if batches:
+                stalled_since = loop.time()
             for records in batches.values():
                 for record in records:
                     try:
@@ -211,26 +219,34 @@ class Evaluator:
         interval = self._file.lifecycle.evaluation_interval
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
+                await self._step(consumer, interval)
+            except asyncio.CancelledError:
+                raise
             except KafkaError as exc:
                 log.warning("fetch failed; retrying", extra={"error": f"{type(exc).__name__}"})
                 await asyncio.sleep(1.0)
-                continue
-            fresh = self._take(batches)
-            if not self._caught_up:
-                assert self._kpi_read is not None
-                left = await self._kpi_read.remaining()
-                if left != 0:
-                    continue
-                self._caught_up = True
-                log.info(
-                    "KPI snapshots read; evaluating", extra={"indicators": len(self.board.views())}
-                )
-                fresh = True
-            wall = self._wall_clock()
-            due = self._last_evaluation is None or wall - self._last_evaluation >= interval
-            if fresh or due:
-                await self.evaluate_now()
+            except Exception:  # an alerting service keeps trying; the log says what broke
+                log.exception("evaluation step failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _step(self, consumer: AIOKafkaConsumer, interval: timedelta) -> None:
+        """One fetch, then an evaluation when a snapshot came or the interval passed."""
+        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
+        fresh = self._take(batches)
+        if not self._caught_up:
+            assert self._kpi_read is not None
+            left = await self._kpi_read.remaining()
+            if left != 0:
+                return
+            self._caught_up = True
+            log.info(
+                "KPI snapshots read; evaluating", extra={"indicators": len(self.board.views())}
+            )
+            fresh = True
+        wall = self._wall_clock()
+        due = self._last_evaluation is None or wall - self._last_evaluation >= interval
+        if fresh or due:
+            await self.evaluate_now()
 
     def _take(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> bool:
         """Fold fetched records in; True when a KPI snapshot was kept."""
