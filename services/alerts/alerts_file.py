@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,6 +34,14 @@ from contracts.records import AlertName
 from contracts.roadmap.loader import Problem, YamlFileError, load_yaml_model
 from contracts.roadmap.model import Duration
 
+
+def _positive(span: timedelta) -> timedelta:
+    if span <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return span
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 EnvName = Annotated[StrictStr, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 
@@ -65,11 +74,11 @@ class Lifecycle(_Model):
 
     defaults: Timing = Field(default_factory=Timing)
     per_alert: dict[AlertName, Timing] = Field(default_factory=dict)
-    repeat_interval: Duration = Field(
+    repeat_interval: PositiveDuration = Field(
         default=timedelta(minutes=1),
         description="Firing alerts are re-sent this often (Alertmanager wants 30 s to 3 min)",
     )
-    evaluation_interval: Duration = Field(default=timedelta(seconds=15))
+    evaluation_interval: PositiveDuration = Field(default=timedelta(seconds=15))
 
     def timing(self, alertname: AlertName) -> Timing:
         return self.per_alert.get(alertname, self.defaults)
@@ -79,7 +88,7 @@ class PipelineRule(_Model):
     """``RoadmapPipelineRejecting``: DLQ share of ingest's output over a sliding window."""
 
     dlq_ratio_limit: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.05")
-    window: Duration = timedelta(minutes=10)
+    window: PositiveDuration = timedelta(minutes=10)
     min_messages: Annotated[int, Field(ge=1)] = 20
     severity: Literal["info", "warning", "critical"] = "warning"
     owner: Name = "platform"
@@ -89,13 +98,13 @@ class PipelineRule(_Model):
 class RetryPolicy(_Model):
     """Exponential backoff with jitter, bounded by a budget per notification and receiver."""
 
-    initial_backoff: Duration = timedelta(seconds=1)
-    max_backoff: Duration = timedelta(seconds=60)
-    give_up_after: Duration = Field(
+    initial_backoff: PositiveDuration = timedelta(seconds=1)
+    max_backoff: PositiveDuration = timedelta(seconds=60)
+    give_up_after: PositiveDuration = Field(
         default=timedelta(minutes=15),
         description="After this long a notification is counted as failed and skipped",
     )
-    timeout: Duration = Field(default=timedelta(seconds=10), description="Per HTTP request")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=10), description="Per HTTP request")
 
 
 class ReceiverKind(StrEnum):
@@ -118,7 +127,7 @@ class ReceiverSpec(_Model):
         default=None, description="webhook: the HMAC-SHA256 key is read from this variable"
     )
     send_resolved: StrictBool = True
-    repeat_interval: Duration | None = Field(
+    repeat_interval: PositiveDuration | None = Field(
         default=None,
         description="Send a repeat at most this often (None: every repeat, as for Alertmanager)",
     )

@@ -2,8 +2,9 @@
 
 Ingest writes each accepted message to the canonical topic and each rejected one to the DLQ
 (exact duplicates go nowhere), so over a window the rejected share is ``dlq / (dlq + canonical)``.
-Counts are kept in fixed time buckets by the records' broker timestamps; memory is bounded by
-the window, never by the number of messages.
+Counts are kept in fixed 10-second buckets by the records' broker timestamps, so the window's
+edge is exact to within one bucket; memory is bounded by the window, never by the number of
+messages.
 """
 
 from __future__ import annotations

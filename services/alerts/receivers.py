@@ -85,7 +85,9 @@ class HttpReceiver:
         self._secret = active.secret
         self._client = client
         self._generator_url = generator_url
-        self._repeat_interval = repeat_interval
+        # Alertmanager ends a firing alert at ``endsAt`` unless it is re-sent first, so the
+        # horizon follows the repeats this receiver actually gets (its own interval, if any).
+        self._repeat_interval = max(repeat_interval, active.spec.repeat_interval or repeat_interval)
 
     def _request(self, record: AlertTransition) -> tuple[bytes, dict[str, str]]:
         headers = {"Content-Type": "application/json", DEDUP_HEADER: record.dedup_key}

@@ -2,8 +2,9 @@
 
 Retried: connection errors, timeouts, 5xx and 429 (``Retry-After`` honoured, in seconds or as an
 HTTP date). Not retried: any other 4xx (the request itself is wrong; repeating it cannot help).
-The wait doubles from ``initial_backoff`` up to ``max_backoff``, with full jitter, and a
-notification is given up once ``give_up_after`` has passed since its first attempt.
+The wait window doubles from ``initial_backoff`` up to ``max_backoff`` and the wait is drawn
+from its upper half (jitter that never becomes a hot loop); a notification is given up once
+``give_up_after`` has passed since its first attempt.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
     if not header:
         return None
     text = header.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = parsedate_to_datetime(text)

@@ -108,7 +108,9 @@ def full_roadmap() -> RoadmapFile:
     return _roadmap(JOBS_YAML + OTHERS_YAML)
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
@@ -199,9 +201,7 @@ SCENARIO_LIFECYCLE = {
 }
 
 
-def holding(
-    roadmap: RoadmapFile, board: IndicatorBoard, at: datetime
-) -> dict[str, Condition]:
+def holding(roadmap: RoadmapFile, board: IndicatorBoard, at: datetime) -> dict[str, Condition]:
     return conditions_at(roadmap, board.views(), at, rule=PipelineRule(), pipeline=None)
 
 
