@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from contracts.records import AlertTransition
+from contracts.records import NOTIFIED_STATES, AlertTransition
 from services.alerts.alerts_file import ReceiverSpec, RetryPolicy, Route
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt, Receiver
@@ -63,6 +63,8 @@ class Deliverer:
 
     async def deliver(self, record: AlertTransition) -> None:
         """Hand ``record`` to every receiver that should get it; return when each is done."""
+        if record.state not in NOTIFIED_STATES:
+            return  # pending and inactive records are state, not notifications
         targets = []
         for name in route(record, self._routes):
             receiver = self._receivers.get(name)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.records import IDENTITY_LABELS, AlertState, AlertTransition
+from services.alerts.wording import moment
 
 SIGNATURE_HEADER = "X-Roadmap-Signature"
 DEDUP_HEADER = "X-Roadmap-Dedup-Key"
@@ -79,9 +80,10 @@ def chat_text(record: AlertTransition) -> str:
     """Headline, what is wrong, since when, and the runbook."""
     notes = record.annotations
     lines = [headline(record), notes.get("description", notes.get("summary", ""))]
-    since = f"Since {record.since:%Y-%m-%d %H:%M} UTC"
+    since = f"Since {moment(record.since)}"
     if record.state is AlertState.RESOLVED:
-        since += f"; resolved {notes.get('resolved_at', record.at.isoformat())[:16]}"
+        resolved = notes.get("resolved_at")
+        since += f"; resolved {moment(datetime.fromisoformat(resolved) if resolved else record.at)}"
     lines.append(since)
     if notes.get("runbook_url"):
         lines.append(f"Runbook: {notes['runbook_url']}")

@@ -209,7 +209,7 @@ def test_chat_text_resolved_uses_the_summary_without_a_description() -> None:
     assert chat_text(_resolved()).splitlines() == [
         "[RESOLVED] RoadmapTargetBehind jobs_created (warning, owner industry-office)",
         "Jobs: 230 behind the trajectory (17%)",
-        "Since 2031-03-02 08:00 UTC; resolved 2028-10-01T12:42",
+        "Since 2031-03-02 08:00 UTC; resolved 2028-10-01 12:42 UTC",
         "Runbook: https://example.org/docs/runbooks.md#jobs_created",
     ]
 
