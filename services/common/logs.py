@@ -59,4 +59,8 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiokafka logs every reconnect attempt at ERROR; readiness reports the outage instead.
-    logging.getLogger("aiokafka").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    quiet = max(logging.getLevelName(level), logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(quiet)
+    # httpx logs every request with its full URL at INFO; a chat webhook's URL is a credential.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)
