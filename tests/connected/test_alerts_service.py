@@ -15,12 +15,14 @@ T2 (913 days) exactly half way, 900. An indicator is behind below 90% of that (t
 by several tests: the records, the numbers in the text, /v1/alerts, /metrics, the webhook;
 2. what a signed webhook, a chat webhook and Alertmanager receive; 3. 503s and 429s are retried
 until every notification is accepted; 4. a 400 is not retried; 5. SIGKILL with undelivered
-notifications loses none and opens no new episode; 6. a graceful restart keeps the alert state.
+notifications loses none and opens no new episode; 6. a graceful restart keeps the alert state;
+7. the pipeline alert fires on the DLQ share of what reaches the topics, and resolves.
 5 and 6 run ``roadmap-monitor run alerts`` as a process; the others run the app in-process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -38,6 +40,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 
 from contracts.records import (
     IDENTITY_LABELS,
@@ -46,7 +49,7 @@ from contracts.records import (
     AlertTransition,
     KpiSnapshot,
 )
-from contracts.topics import KPI_SNAPSHOTS
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, KPI_SNAPSHOTS, TopicSpec
 from services.alerts.app import create_app
 from services.alerts.settings import AlertsSettings
 from services.common.config import KafkaSettings
@@ -808,3 +811,68 @@ async def test_graceful_restart_keeps_firing_and_pending_alerts_without_new_epis
         f"{BEHIND}/warning/firing": 1,
     }
     assert series(metrics, SENT, receiver="hook") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. The pipeline alert, from the DLQ and canonical topics as ingest writes them.
+
+
+async def _write_records(kafka: KafkaSettings, topic: TopicSpec, count: int) -> None:
+    """``count`` records on ``topic``; the alerts service only counts them, by timestamp."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        name = kafka.topic_name(topic)
+        sent = [await producer.send(name, b"{}", key=f"k{i}".encode()) for i in range(count)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def test_pipeline_alert_fires_on_the_dlq_share_and_resolves_when_it_falls(
+    broker: RealBroker, tmp_path: Path
+) -> None:
+    """With every indicator on target, 12 records on the canonical topic and 8 on the DLQ
+    (8 of 20 = 40%, over the 5% limit, with the 20 messages the rule needs) fire
+    RoadmapPipelineRejecting at once (``for: 0s``; it runs on the wall clock), labelled
+    indicator=ingest_dlq_ratio, owner platform, with the figures in words. 300 more canonical
+    records bring the share to 8 of 320 = 2.5%, under the limit: it resolves."""
+    kafka = _kafka(broker)
+    await ensure_topics(kafka, [CANONICAL_EVENTS, DEAD_LETTERS])
+    await _start_with(kafka, on_target(T0))
+    alerts_file = write_alerts_file(
+        tmp_path / "alerts.yaml",
+        receivers=[{"name": "console", "kind": "console"}],
+        per_alert={"RoadmapPipelineRejecting": {"for": "0s", "keep_firing_for": "0s"}},
+        pipeline={"dlq_ratio_limit": 0.05, "window": "10m", "min_messages": 20},
+    )
+    app = create_app(_settings(kafka, alerts_file))
+    async with running_app(app) as base_url:
+        await _write_records(kafka, CANONICAL_EVENTS, 12)
+        await _write_records(kafka, DEAD_LETTERS, 8)
+        await until_states(base_url, {"ingest_dlq_ratio": "firing"}, timeout=TIMEOUT)
+        firing = await scrape(base_url)
+        await _write_records(kafka, CANONICAL_EVENTS, 300)
+        await until_states(base_url, {"ingest_dlq_ratio": "resolved"}, timeout=TIMEOUT)
+        resolved = await scrape(base_url)
+    records = of(await alert_records(kafka), "ingest_dlq_ratio")
+    print(f"\npipeline: {[(r.state.value, r.annotations['actual']) for r in records]}")
+    assert [r.state for r in records] == [AlertState.FIRING, AlertState.RESOLVED]
+    assert records[0].labels == {
+        "alertname": "RoadmapPipelineRejecting",
+        "indicator": "ingest_dlq_ratio",
+        "severity": "warning",
+        "owner": "platform",
+        "roadmap": ROADMAP_ID,
+    }
+    assert (
+        records[0]
+        .annotations["description"]
+        .startswith(
+            "Ingest sent 8 of 20 messages (40.0%) to the DLQ in the last 10 minutes; "
+            "the limit is 5.0%."
+        )
+    )
+    assert Decimal(records[0].annotations["actual"]) == Decimal("0.4")
+    assert series(firing, "roadmap_alerts_pipeline_dlq_ratio") == 0.4
+    assert series(resolved, "roadmap_alerts_pipeline_dlq_ratio") == 8 / 320

@@ -120,6 +120,8 @@ def write_alerts_file(
     routes: list[dict[str, Any]] | None = None,
     for_: str = "1d",
     repeat_interval: str = "1h",
+    per_alert: dict[str, dict[str, str]] | None = None,
+    pipeline: dict[str, Any] | None = None,
 ) -> Path:
     """An alerts file with short timings: ``for_`` on the roadmap clock, resolve at once,
     evaluate every second, retry every 0.5-1 s for up to a minute."""
@@ -127,9 +129,11 @@ def write_alerts_file(
         "version": 1,
         "lifecycle": {
             "defaults": {"for": for_, "keep_firing_for": "0s"},
+            "per_alert": per_alert or {},
             "repeat_interval": repeat_interval,
             "evaluation_interval": "1s",
         },
+        **({"pipeline": pipeline} if pipeline else {}),
         "retry": {
             "initial_backoff": "1s",
             "max_backoff": "1s",
