@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas docs lock dev broker bench-ingest bench-metrics clean
+.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas docs lock dev broker bench-ingest bench-metrics bench-alerts clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -67,6 +67,9 @@ broker: $(INSTALLED) ## run only the embedded broker on 127.0.0.1:9092
 EVENTS ?= 200000
 bench-ingest: $(INSTALLED) ## measure ingest against a bare pass-through (EVENTS=N); writes docs/benchmarks/
 	$(BIN)/python -m benchmarks.ingest --events $(EVENTS)
+
+bench-alerts: $(INSTALLED) ## evaluation rate, snapshot-to-notification latency, delivery rate
+	$(BIN)/python -m benchmarks.alerts
 
 bench-metrics: $(INSTALLED) ## fold rate, service rate, latency at 1,000 events/s, memory after 1M shipments
 	$(BIN)/python -m benchmarks.metrics
