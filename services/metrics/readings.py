@@ -2,8 +2,7 @@
 
 Windows are applied here, on the per-day sums the fold keeps: ``all`` takes every day,
 ``since_start`` the days from the indicator's start to the evaluation day, ``year_to_date`` the
-months of the evaluation year up to and including the evaluation month (and, for growth, the
-same months a year earlier). Components are added across partitions before any ratio is taken.
+days from January 1 to the evaluation day (and, for growth, the same days a year earlier). Components are added across partitions before any ratio is taken.
 """
 
 from __future__ import annotations
@@ -47,14 +46,20 @@ class Reading:
         return self.value / self.indicator.target
 
 
-def _end_of_month(year: int, month: int) -> date:
-    return date(year, month, calendar.monthrange(year, month)[1])
+def _same_day(on: date, year: int) -> date:
+    """``on``'s month and day in ``year`` (29 February becomes the 28th)."""
+    day = min(on.day, calendar.monthrange(year, on.month)[1])
+    return date(year, on.month, day)
 
 
 def year_to_date(on: date, *, years_back: int = 0) -> tuple[int, int]:
-    """January 1 to the end of ``on``'s month, ``years_back`` years earlier."""
+    """January 1 to ``on``, or to the same day ``years_back`` years earlier.
+
+    Equal spans, so a growth is never understated by comparing part of this month with the
+    whole of the same month a year ago.
+    """
     year = on.year - years_back
-    return date(year, 1, 1).toordinal(), _end_of_month(year, on.month).toordinal()
+    return date(year, 1, 1).toordinal(), _same_day(on, year).toordinal()
 
 
 def window_days(window: Window, indicator: Indicator, on: date) -> DayRange:

@@ -345,20 +345,21 @@ def test_correction_that_cannot_be_held_leaves_the_sums_consistent(plan: Roadmap
 # -- road_freight_growth_ratio -------------------------------------------------------------------
 
 
-def test_growth_compares_year_to_date_with_same_months_last_year(plan: RoadmapPlan) -> None:
-    """On 2026-03-10: Jan-Mar 2026 = 150 + 90 = 240 over Jan-Mar 2025 = 100 + 100 = 200: 0.2."""
+def test_growth_compares_year_to_date_with_the_same_days_last_year(plan: RoadmapPlan) -> None:
+    """On 2026-03-10: Jan 1-Mar 10 2026 = 150 + 90 = 240 over Jan 1-Mar 10 2025 = 100 + 100 =
+    200: 0.2. Days after March 10 count in neither year, so part of March is never compared
+    with the whole of last March."""
     state = state_of(
         plan,
         [
             shipment("e-1", "S-1", tonnes=100, shipped_on="2025-01-05"),
             shipment(
-                "e-2", "S-2", tonnes=100, origin="BY", destination="KZ", shipped_on="2025-03-31"
+                "e-2", "S-2", tonnes=100, origin="BY", destination="KZ", shipped_on="2025-03-10"
             ),
-            shipment("e-3", "S-3", tonnes=999, shipped_on="2025-04-01"),
+            shipment("e-3", "S-3", tonnes=999, shipped_on="2025-03-11"),
             shipment("e-4", "S-4", tonnes=150, shipped_on="2026-02-01"),
-            # Later in the evaluation month: the whole month counts.
-            shipment("e-5", "S-5", tonnes=90, shipped_on="2026-03-31"),
-            shipment("e-6", "S-6", tonnes=500, shipped_on="2026-04-01"),
+            shipment("e-5", "S-5", tonnes=90, shipped_on="2026-03-10"),
+            shipment("e-6", "S-6", tonnes=500, shipped_on="2026-03-11"),
             # Not road / not the corridor: out of both windows.
             shipment("e-7", "S-7", tonnes=50, mode="rail", shipped_on="2026-02-01"),
             shipment("e-8", "S-8", tonnes=50, destination="CN", shipped_on="2025-02-01"),
@@ -370,11 +371,13 @@ def test_growth_compares_year_to_date_with_same_months_last_year(plan: RoadmapPl
 
 
 def test_growth_in_january_compares_with_previous_january(plan: RoadmapPlan) -> None:
-    """On 2026-01-15: Jan 2026 (60) over Jan 2025 (50); Dec 31 2025 and Feb 1 2025 are out."""
+    """On 2026-01-15: Jan 1-15 2026 (60) over Jan 1-15 2025 (50); Jan 16 2025, Feb 1 2025 and
+    Dec 31 2025 are out."""
     state = state_of(
         plan,
         [
-            shipment("e-1", "S-1", tonnes=50, shipped_on="2025-01-31"),
+            shipment("e-1", "S-1", tonnes=50, shipped_on="2025-01-15"),
+            shipment("e-0", "S-0", tonnes=40, shipped_on="2025-01-16"),
             shipment("e-2", "S-2", tonnes=70, shipped_on="2025-02-01"),
             shipment("e-3", "S-3", tonnes=100, shipped_on="2025-12-31"),
             shipment("e-4", "S-4", tonnes=60, shipped_on="2026-01-01"),
@@ -435,15 +438,15 @@ def test_flour_share_by_value_of_kz_to_by_exports(plan: RoadmapPlan) -> None:
 
 
 def test_flour_share_is_year_to_date(plan: RoadmapPlan) -> None:
-    """Only Jan-Jun 2025 counts on 2025-06-15: flour 10 + 20 over 10 + 20 + 90 = 0.25."""
+    """Only Jan 1-Jun 15 2025 counts on 2025-06-15: flour 10 + 20 over 10 + 20 + 90 = 0.25."""
     state = state_of(
         plan,
         [
             shipment("e-1", "S-1", commodity="wheat_flour", value_usd=10, shipped_on="2025-01-01"),
-            shipment("e-2", "S-2", commodity="wheat_flour", value_usd=20, shipped_on="2025-06-30"),
+            shipment("e-2", "S-2", commodity="wheat_flour", value_usd=20, shipped_on="2025-06-15"),
             shipment("e-3", "S-3", commodity="wheat", value_usd=90, shipped_on="2025-03-01"),
             shipment("e-4", "S-4", commodity="wheat_flour", value_usd=500, shipped_on="2024-12-31"),
-            shipment("e-5", "S-5", commodity="wheat", value_usd=500, shipped_on="2025-07-01"),
+            shipment("e-5", "S-5", commodity="wheat", value_usd=500, shipped_on="2025-06-16"),
         ],
     )
     got = reading(plan, state, "flour_export_share_ratio", AT)

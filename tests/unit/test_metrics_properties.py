@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from functools import reduce
 
@@ -150,9 +150,14 @@ def _latest(events: Iterable[AnyEvent]) -> list[AnyEvent]:
     return list(best.values())
 
 
-def _last_day_of_month(year: int, month: int) -> date:
-    following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return following - timedelta(days=1)
+def _same_day(on: date, year: int) -> date:
+    """on's month and day in ``year``; 29 February becomes the 28th in a plain year."""
+    if (on.month, on.day) == (2, 29):
+        try:
+            return date(year, 2, 29)
+        except ValueError:
+            return date(year, 2, 28)
+    return date(year, on.month, on.day)
 
 
 def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
@@ -164,7 +169,7 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
     on = at.date()
 
     def ytd(year: int) -> tuple[date, date]:
-        return date(year, 1, 1), _last_day_of_month(year, on.month)
+        return date(year, 1, 1), _same_day(on, year)
 
     jobs = Decimal(
         sum(

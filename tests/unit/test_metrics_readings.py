@@ -74,35 +74,31 @@ def _days(first: date, last: date) -> tuple[int, int]:
 @pytest.mark.parametrize(
     ("on", "years_back", "first", "last"),
     [
-        (date(2025, 6, 15), 0, date(2025, 1, 1), date(2025, 6, 30)),
-        (date(2025, 1, 1), 0, date(2025, 1, 1), date(2025, 1, 31)),
+        (date(2025, 6, 15), 0, date(2025, 1, 1), date(2025, 6, 15)),
+        (date(2025, 1, 1), 0, date(2025, 1, 1), date(2025, 1, 1)),
         (date(2025, 12, 31), 0, date(2025, 1, 1), date(2025, 12, 31)),
-        (date(2025, 4, 30), 0, date(2025, 1, 1), date(2025, 4, 30)),
-        (date(2024, 2, 10), 0, date(2024, 1, 1), date(2024, 2, 29)),
-        (date(2025, 2, 10), 0, date(2025, 1, 1), date(2025, 2, 28)),
-        # A year back from a leap February ends on Feb 28; from a plain one, on Feb 29.
+        (date(2025, 6, 15), 1, date(2024, 1, 1), date(2024, 6, 15)),
+        (date(2026, 1, 15), 1, date(2025, 1, 1), date(2025, 1, 15)),
+        (date(2025, 3, 1), 2, date(2023, 1, 1), date(2023, 3, 1)),
+        # A year back from 29 February ends on the 28th; from a plain 28th, on the 28th.
         (date(2024, 2, 29), 1, date(2023, 1, 1), date(2023, 2, 28)),
-        (date(2025, 2, 28), 1, date(2024, 1, 1), date(2024, 2, 29)),
-        (date(2026, 1, 15), 1, date(2025, 1, 1), date(2025, 1, 31)),
-        (date(2025, 3, 1), 2, date(2023, 1, 1), date(2023, 3, 31)),
+        (date(2025, 2, 28), 1, date(2024, 1, 1), date(2024, 2, 28)),
     ],
 )
-def test_year_to_date_runs_to_the_end_of_the_month(
+def test_year_to_date_runs_to_the_same_day(
     on: date, years_back: int, first: date, last: date
 ) -> None:
-    """January 1 to the last day of on's month, years_back years earlier."""
+    """January 1 to on's day and month, years_back years earlier (equal spans for growth)."""
     assert year_to_date(on, years_back=years_back) == _days(first, last)
 
 
 def test_window_days_for_each_window(plan: RoadmapPlan) -> None:
-    """all: every day; since_start: start to the evaluation day; year_to_date: to month end."""
+    """all: every day; since_start: start to the evaluation day; year_to_date: Jan 1 to it."""
     indicator = plan.indicator("jobs_created").indicator  # start 2025-01-01
     on = date(2028, 2, 10)
     assert window_days(Window.ALL, indicator, on) is None
     assert window_days(Window.SINCE_START, indicator, on) == _days(date(2025, 1, 1), on)
-    assert window_days(Window.YEAR_TO_DATE, indicator, on) == _days(
-        date(2028, 1, 1), date(2028, 2, 29)
-    )
+    assert window_days(Window.YEAR_TO_DATE, indicator, on) == _days(date(2028, 1, 1), on)
 
 
 def test_leap_day_shipments_count_in_their_year(plan: RoadmapPlan) -> None:
