@@ -44,10 +44,12 @@ class SnapshotPolicy:
     _last: dict[str, tuple[object, float]] = field(default_factory=dict)
 
     def due(self, readings: Sequence[Reading], now_s: float, owned: Sequence[int]) -> list[Reading]:
-        """Readings whose value, components or partitions changed, or whose interval passed."""
+        """Readings whose value, components, freshness or partitions changed, or whose interval
+        passed. Freshness counts: an event that confirms a value is news to whoever watches for
+        stale indicators."""
         due = []
         for reading in readings:
-            fingerprint = (reading.value, tuple(reading.components.items()), tuple(owned))
+            fingerprint = _fingerprint(reading, owned)
             last = self._last.get(reading.indicator.id)
             if last is None or last[0] != fingerprint or now_s - last[1] >= self.interval_s:
                 due.append(reading)
@@ -55,5 +57,13 @@ class SnapshotPolicy:
 
     def published(self, readings: Sequence[Reading], now_s: float, owned: Sequence[int]) -> None:
         for reading in readings:
-            fingerprint = (reading.value, tuple(reading.components.items()), tuple(owned))
-            self._last[reading.indicator.id] = (fingerprint, now_s)
+            self._last[reading.indicator.id] = (_fingerprint(reading, owned), now_s)
+
+
+def _fingerprint(reading: Reading, owned: Sequence[int]) -> object:
+    return (
+        reading.value,
+        tuple(reading.components.items()),
+        reading.last_event_at,
+        tuple(owned),
+    )

@@ -67,6 +67,22 @@ def test_changed_value_is_due_at_once(plan: RoadmapPlan) -> None:
     assert policy.due([changed], 1001.0, [0]) == [changed]
 
 
+def test_a_confirming_event_is_due_at_once(plan: RoadmapPlan) -> None:
+    """A re-sent report with the same 5 jobs but a later occurred_at leaves the value alone and
+    moves last_event_at: due at once, or a consumer would take the indicator for stale."""
+    policy = _published(plan)
+    state = state_of(
+        plan,
+        [
+            hiring("h-1", "P-1", "2025-03", 5),
+            hiring("h-2", "P-1", "2025-03", 5, occurred_at="2025-05-01T10:00:00Z"),
+        ],
+    )
+    confirmed = reading(plan, state, "jobs_created", AT)
+    assert confirmed.value == _jobs(plan, 5).value
+    assert policy.due([confirmed], 1001.0, [0]) == [confirmed]
+
+
 def test_changed_owned_partitions_are_due_at_once(plan: RoadmapPlan) -> None:
     """Same value, but this replica now owns partitions 0 and 1: due at once."""
     policy = _published(plan)
