@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from services.commands.broker import run_broker
 from services.commands.run import run_service
 from services.commands.validate import validate_events, validate_roadmap
+from services.common.config import ConfigError, KafkaSettings, load_settings
 from services.registry import SERVICES
 
 DEFAULT_BROKER_PORT = 9092
+DEFAULT_PORTS = {"ingest": 8001, "metrics": 8002, "alerts": 8003}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,32 +44,108 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one service in the foreground")
     run.add_argument("service", choices=sorted(SERVICES))
 
-    commands.add_parser("dev", help="run the whole system locally (embedded broker and services)")
+    dev = commands.add_parser(
+        "dev", help="run the whole system locally: embedded broker, services, demo feed"
+    )
+    dev.add_argument("--no-demo", action="store_true", help="no demo feed: publish your own")
+    dev.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
+    for name, port in DEFAULT_PORTS.items():
+        dev.add_argument(f"--{name}-port", type=int, default=port, help="default: %(default)s")
+    _demo_options(dev)
+
+    demo = commands.add_parser(
+        "demo", help="publish the demo story to the upstream topics (KAFKA_* settings)"
+    )
+    _demo_options(demo)
+
+    publish = commands.add_parser("publish", help="send events from a file, one JSON per line")
+    publish.add_argument("file", type=Path, metavar="FILE.ndjson")
+    publish.add_argument("--via", choices=("http", "kafka"), default="http")
+    publish.add_argument("--ingest-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['ingest']}")
+    publish.add_argument(
+        "--wait", type=float, default=30.0, help="kafka: seconds to wait for outcomes"
+    )
+
+    status = commands.add_parser("status", help="the roadmap scorecard from the running services")
+    status.add_argument("--metrics-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['metrics']}")
+    status.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
     return parser
+
+
+def _demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=2025, help="same seed, same story")
+    parser.add_argument(
+        "--speed", type=float, default=20.0, help="simulated days per second (default: 20)"
+    )
+
+
+def _validate(args: argparse.Namespace) -> int:
+    if args.events is not None:
+        return validate_events(args.events, sys.stdout, sys.stderr)
+    return validate_roadmap(args.file, sys.stdout, sys.stderr)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from services.commands.dev import DevOptions, run_dev
+
+    ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
+    return run_dev(DevOptions(args.broker_port, ports, not args.no_demo, args.seed, args.speed))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from services.commands.demo import run_demo
+
+    return run_demo(args.seed, args.speed)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from services.commands.publish import run_publish
+
+    return _with_settings(
+        lambda kafka, token: run_publish(
+            args.file,
+            via=args.via,
+            ingest_url=args.ingest_url,
+            token=token,
+            kafka=kafka,
+            wait_s=args.wait,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    from services.commands.status import show_status
+
+    return show_status(args.metrics_url, args.alerts_url, sys.stdout, sys.stderr)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "broker": lambda args: run_broker(args.host, args.port),
+    "run": lambda args: run_service(args.service),
+    "validate": _validate,
+    "dev": _dev,
+    "demo": _demo,
+    "publish": _publish,
+    "status": _status,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return the process exit code."""
     args = _parser().parse_args(argv)
-    if args.command == "broker":
-        return run_broker(args.host, args.port)
-    if args.command == "run":
-        return run_service(args.service)
-    if args.command == "validate":
-        if args.events is not None:
-            return validate_events(args.events, sys.stdout, sys.stderr)
-        return validate_roadmap(args.file, sys.stdout, sys.stderr)
-    if args.command == "dev":
-        sys.stdout.write(
-            "roadmap-monitor dev: the one-command stack arrives with its own issue.\n"
-            "Until then, in four terminals:\n"
-            "  roadmap-monitor broker         # embedded broker on 127.0.0.1:9092\n"
-            "  roadmap-monitor run ingest     # POST events to http://127.0.0.1:8001/v1/events\n"
-            "  roadmap-monitor run metrics    # progress at http://127.0.0.1:8002/metrics\n"
-            "  roadmap-monitor run alerts     # alerts in its log, http://127.0.0.1:8003/v1/alerts\n"
-        )
-        return 0
-    raise AssertionError(f"unhandled command {args.command}")
+    return COMMANDS[args.command](args)
+
+
+def _with_settings(action: Callable[[KafkaSettings, str | None], int]) -> int:
+    """Run ``action`` with the Kafka settings and ingest's token from the environment."""
+    try:
+        kafka = load_settings(KafkaSettings)
+    except ConfigError as exc:
+        sys.stderr.write(f"roadmap-monitor: {exc}\n")
+        return 2
+    return action(kafka, os.environ.get("INGEST_API_TOKEN") or None)
 
 
 if __name__ == "__main__":

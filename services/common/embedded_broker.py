@@ -76,7 +76,8 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """In a child between fork and exec: ask Linux to SIGTERM it when its parent dies."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -137,7 +138,7 @@ class EmbeddedBroker:
             # The broker's own chatter is diagnostics: to the log file, else to our stderr.
             stdout=self._log if self._log is not None else sys.stderr.fileno(),
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         deadline = time.monotonic() + self.startup_timeout

@@ -2,7 +2,8 @@
 
 Windows are applied here, on the per-day sums the fold keeps: ``all`` takes every day,
 ``since_start`` the days from the indicator's start to the evaluation day, ``year_to_date`` the
-days from January 1 to the evaluation day (and, for growth, the same days a year earlier). Components are added across partitions before any ratio is taken.
+days from January 1 to the evaluation day (and, for growth, the same days a year earlier).
+Components are added across partitions before any ratio is taken.
 """
 
 from __future__ import annotations

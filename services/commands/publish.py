@@ -1,0 +1,312 @@
+"""``roadmap-monitor publish FILE.ndjson [--via http|kafka]``: send events the way upstream does.
+
+One JSON event per line (blank lines skipped). A progress bar runs on stderr; the summary says
+how many were accepted, dropped as exact duplicates, or rejected, and why, with the first
+rejected lines. Exit 0 when nothing was rejected, 2 otherwise, 1 when the stack cannot be
+reached.
+
+- ``--via http`` posts batches to ingest's ``POST /v1/events`` and reads each event's outcome
+  from the answer. A line that is not JSON is posted on its own, so it cannot spoil its batch.
+- ``--via kafka`` produces each line to the upstream topic of its ``type`` and then follows the
+  canonical and DLQ topics until every line's outcome is seen (or ``--wait`` runs out: an exact
+  duplicate of an event accepted earlier produces no record at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from contracts.events import EventType
+from contracts.records import DlqRecord
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
+from services.common.config import KafkaSettings
+from services.common.kafka import client_options
+
+EXIT_OK, EXIT_UNREACHABLE, EXIT_REJECTED = 0, 1, 2
+BATCH_EVENTS = 500
+BATCH_BYTES = 512 * 1024
+
+
+@dataclass
+class Tally:
+    total: int
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    unseen: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.accepted + self.duplicates + sum(self.rejected.values()) + self.unseen
+
+    def reject(self, line_number: int, reason: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        if len(self.examples) < 10:
+            self.examples.append(f"  line {line_number}: {reason}: {detail}")
+
+
+class Progress:
+    """``[#####.....] 1,234/5,000`` on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, err: TextIO, total: int) -> None:
+        self._err, self._total, self._drawn = err, total, 0.0
+
+    def show(self, done: int, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        filled = int(30 * done / self._total) if self._total else 30
+        self._err.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{self._total:,}")
+        if final:
+            self._err.write("\n")
+        self._err.flush()
+
+
+def read_lines(path: Path) -> list[tuple[int, bytes]]:
+    """(line number, bytes) of every non-blank line."""
+    with path.open("rb") as file:
+        return [(n, line.strip()) for n, line in enumerate(file, start=1) if line.strip()]
+
+
+def _batches(lines: Sequence[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
+    batches: list[list[tuple[int, bytes]]] = []
+    current: list[tuple[int, bytes]] = []
+    size = 0
+    for number, line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            batches.append([(number, line)])  # alone, so the array around it stays valid
+            continue
+        if current and (len(current) >= BATCH_EVENTS or size + len(line) > BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append((number, line))
+        size += len(line) + 1
+    if current:
+        batches.append(current)
+    return batches
+
+
+def publish_http(
+    lines: Sequence[tuple[int, bytes]], url: str, token: str | None, err: TextIO
+) -> Tally:
+    tally = Tally(len(lines))
+    progress = Progress(err, len(lines))
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with httpx.Client(timeout=60) as client:
+        for batch in _batches(lines):
+            single = len(batch) == 1 and not batch[0][1].lstrip().startswith(b"{")
+            body = batch[0][1] if single else b"[" + b",".join(line for _, line in batch) + b"]"
+            response = client.post(f"{url.rstrip('/')}/v1/events", content=body, headers=headers)
+            if response.status_code == 400 and single:
+                tally.reject(batch[0][0], "not_json", response.json().get("error", ""))
+            elif response.status_code in (202, 422):
+                answer = response.json()
+                tally.accepted += len(answer["accepted"])
+                tally.duplicates += len(answer["duplicates"])
+                for rejection in answer["rejected"]:
+                    number = batch[rejection["index"]][0]
+                    tally.reject(number, rejection["reason"], rejection["detail"])
+            else:
+                response.raise_for_status()
+                raise httpx.HTTPStatusError(
+                    f"unexpected {response.status_code}",
+                    request=response.request,
+                    response=response,
+                )
+            progress.show(tally.done)
+    progress.show(tally.done, final=True)
+    return tally
+
+
+def _type_of(line: bytes) -> EventType | None:
+    try:
+        value = json.loads(line)
+        kind = value.get("type") if isinstance(value, dict) else None
+        return EventType(kind) if isinstance(kind, str) else None
+    except ValueError:
+        return None
+
+
+def _event_id(line: bytes) -> str | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    event_id = value.get("event_id") if isinstance(value, dict) else None
+    return event_id if isinstance(event_id, str) else None
+
+
+async def publish_kafka(
+    lines: Sequence[tuple[int, bytes]], kafka: KafkaSettings, wait_s: float, err: TextIO
+) -> Tally:
+    tally = Tally(len(lines))
+    progress = Progress(err, len(lines))
+    outputs = [kafka.topic_name(CANONICAL_EVENTS), kafka.topic_name(DEAD_LETTERS)]
+    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False)
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in outputs
+            for p in sorted(
+                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+            )
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)  # fix the starting point before anything is sent
+        waiting: dict[tuple[str, int, int], int] = {}  # (topic, partition, offset) -> line
+        by_event_id: dict[str, list[int]] = {}
+        sends = []
+        for number, line in lines:
+            event_type = _type_of(line)
+            if event_type is None:
+                tally.reject(number, "not_sent", "no known 'type', so no upstream topic")
+                continue
+            topic = kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type])
+            sends.append((number, line, await producer.send(topic, line)))
+        for number, line, future in sends:
+            sent = await future
+            waiting[(sent.topic, sent.partition, sent.offset)] = number
+            event_id = _event_id(line)
+            if event_id is not None:
+                by_event_id.setdefault(event_id, []).append(number)
+        await _follow_outcomes(
+            consumer,
+            outputs,
+            waiting=waiting,
+            by_event_id=by_event_id,
+            tally=tally,
+            progress=progress,
+            wait_s=wait_s,
+        )
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    tally.unseen = len(lines) - tally.done + tally.unseen
+    progress.show(tally.done, final=True)
+    return tally
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer.topics()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def _follow_outcomes(
+    consumer: AIOKafkaConsumer,
+    outputs: list[str],
+    *,
+    waiting: dict[tuple[str, int, int], int],
+    by_event_id: dict[str, list[int]],
+    tally: Tally,
+    progress: Progress,
+    wait_s: float,
+) -> None:
+    """Match canonical records by event id and DLQ records by their source position."""
+    canonical, dlq = outputs
+    deadline = time.monotonic() + wait_s
+    accounted: set[int] = set()
+    while len(accounted) < len(waiting) and time.monotonic() < deadline:
+        batches = await consumer.getmany(timeout_ms=500)
+        for tp, records in batches.items():
+            for record in records:
+                if tp.topic == canonical:
+                    event_id = _event_id(record.value or b"")
+                    numbers = [n for n in by_event_id.get(event_id or "", []) if n not in accounted]
+                    if numbers:
+                        accounted.add(numbers[0])
+                        tally.accepted += 1
+                elif tp.topic == dlq:
+                    try:
+                        rejected = DlqRecord.model_validate_json(record.value or b"")
+                    except ValueError:
+                        continue
+                    key = (
+                        rejected.source_topic,
+                        rejected.source_partition or 0,
+                        rejected.source_offset or 0,
+                    )
+                    number = waiting.get(key)
+                    if number is not None and number not in accounted:
+                        accounted.add(number)
+                        tally.reject(number, rejected.reason.value, rejected.detail)
+        progress.show(tally.done)
+    # Lines whose event id was accepted by another line of this file are its duplicates.
+    for numbers in by_event_id.values():
+        if any(n in accounted for n in numbers):
+            for number in numbers:
+                if number not in accounted:
+                    accounted.add(number)
+                    tally.duplicates += 1
+
+
+def summary(tally: Tally, path: Path, via: str) -> str:
+    lines = [
+        f"published {tally.total:,} lines of {path} via {via}: {tally.accepted:,} accepted, "
+        f"{tally.duplicates:,} exact duplicates, {sum(tally.rejected.values()):,} rejected"
+    ]
+    if tally.unseen:
+        lines[0] += (
+            f", {tally.unseen:,} with no outcome seen (an exact duplicate of an event accepted "
+            "earlier produces none; or ingest is not running)"
+        )
+    if tally.rejected:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in tally.rejected.most_common())
+        lines.append(f"rejected by reason: {reasons}")
+        lines += tally.examples
+    return "\n".join(lines) + "\n"
+
+
+def run_publish(
+    path: Path,
+    *,
+    via: str,
+    ingest_url: str,
+    token: str | None,
+    kafka: KafkaSettings,
+    wait_s: float,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Publish ``path``; print the summary; exit 0, 1 (unreachable) or 2 (some rejected)."""
+    try:
+        lines = read_lines(path)
+    except OSError as exc:
+        err.write(f"roadmap-monitor publish: cannot read {path}: {exc.strerror}\n")
+        return EXIT_REJECTED
+    try:
+        if via == "http":
+            tally = publish_http(lines, ingest_url, token, err)
+        else:
+            tally = asyncio.run(publish_kafka(lines, kafka, wait_s, err))
+    except (httpx.HTTPError, OSError) as exc:
+        err.write(
+            f"\nroadmap-monitor publish: ingest does not answer at {ingest_url}: "
+            f"{type(exc).__name__}\n"
+        )
+        return EXIT_UNREACHABLE
+    except Exception as exc:  # noqa: BLE001 - a Kafka client error names what failed
+        err.write(f"\nroadmap-monitor publish: {type(exc).__name__}: {exc}\n")
+        return EXIT_UNREACHABLE
+    out.write(summary(tally, path, via))
+    return EXIT_REJECTED if tally.rejected else EXIT_OK

@@ -1,0 +1,137 @@
+"""``roadmap-monitor status``: the roadmap's scorecard in the terminal.
+
+Read from the running services: every indicator's actual, expected and target from the metrics
+service's ``/metrics``, and the open alerts from the alerts service's ``/v1/alerts``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple, TextIO
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.alerts.wording import amount
+
+EXIT_OK = 0
+EXIT_UNREACHABLE = 1
+
+
+class Row(NamedTuple):
+    indicator: str
+    title: str
+    unit: str
+    actual: Decimal | None
+    expected: Decimal | None
+    target: Decimal | None
+    progress: Decimal | None
+    alerts: str
+
+
+def _gauges(text: str) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, str]], float]:
+    """Per indicator: its gauges by short name; its info labels; the evaluation time."""
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    info: dict[str, dict[str, str]] = {}
+    evaluated = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            indicator = sample.labels.get("indicator")
+            if sample.name == "roadmap_indicator_info" and indicator:
+                info[indicator] = dict(sample.labels)
+            elif sample.name.startswith("roadmap_indicator_") and indicator:
+                values[indicator][sample.name.removeprefix("roadmap_indicator_")] = sample.value
+            elif sample.name == "roadmap_evaluation_timestamp_seconds":
+                evaluated = sample.value
+    return values, info, evaluated
+
+
+def _number(values: dict[str, float], name: str) -> Decimal | None:
+    value = values.get(name)
+    return None if value is None else Decimal(str(value))
+
+
+def scorecard(metrics_text: str, alerts: list[dict[str, Any]]) -> tuple[list[Row], float]:
+    """The rows of the scorecard, in the roadmap file's order, and the evaluation time."""
+    values, info, evaluated = _gauges(metrics_text)
+    open_alerts: dict[str, list[str]] = defaultdict(list)
+    for alert in alerts:
+        if alert["state"] in ("pending", "firing"):
+            name = alert["alertname"].removeprefix("Roadmap")
+            open_alerts[alert["labels"]["indicator"]].append(f"{alert['state']}: {name}")
+    rows = []
+    for indicator, labels in info.items():
+        own = values.get(indicator, {})
+        rows.append(
+            Row(
+                indicator,
+                labels.get("title", indicator),
+                labels.get("unit", ""),
+                _number(own, "value"),
+                _number(own, "expected"),
+                _number(own, "target"),
+                _number(own, "progress_ratio"),
+                ", ".join(sorted(open_alerts.pop(indicator, []))) or "ok",
+            )
+        )
+    for indicator, names in sorted(open_alerts.items()):  # e.g. the pipeline alert
+        rows.append(Row(indicator, indicator, "", None, None, None, None, ", ".join(names)))
+    return rows, evaluated
+
+
+def render(rows: list[Row], evaluated: float) -> str:
+    def show(value: Decimal | None, unit: str) -> str:
+        return "-" if value is None else amount(value, unit)
+
+    when = (
+        datetime.fromtimestamp(evaluated, UTC).strftime("%Y-%m-%d %H:%M UTC") if evaluated else "?"
+    )
+    header = ("indicator", "actual", "expected", "target", "progress", "alerts")
+    table = [header] + [
+        (
+            r.indicator,
+            show(r.actual, r.unit),
+            show(r.expected, r.unit),
+            show(r.target, r.unit),
+            "-" if r.progress is None else f"{r.progress * 100:.0f}%",
+            r.alerts,
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [f"Roadmap scorecard, evaluated at {when}"]
+    for number, line in enumerate(table):
+        cells = [
+            cell.ljust(widths[i]) if i in (0, 5) else cell.rjust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def show_status(metrics_url: str, alerts_url: str, out: TextIO, err: TextIO) -> int:
+    """Print the scorecard; exit 1 naming the service that does not answer."""
+    metrics_url, alerts_url = metrics_url.rstrip("/"), alerts_url.rstrip("/")
+    answers = {}
+    with httpx.Client(timeout=5) as client:
+        for name, url in (
+            ("metrics", f"{metrics_url}/metrics"),
+            ("alerts", f"{alerts_url}/v1/alerts"),
+        ):
+            try:
+                response = client.get(url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                err.write(
+                    f"roadmap-monitor status: the {name} service does not answer at {url} "
+                    f"({type(exc).__name__}); is the stack running (make dev)?\n"
+                )
+                return EXIT_UNREACHABLE
+            answers[name] = response
+    rows, evaluated = scorecard(answers["metrics"].text, answers["alerts"].json()["alerts"])
+    out.write(render(rows, evaluated))
+    return EXIT_OK
