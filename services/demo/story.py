@@ -32,6 +32,8 @@ STORY_END = date(2029, 12, 31)
 SIGNING = date(2025, 1, 1)
 """The project office registers the portfolio, and the first jobs are reported, that morning."""
 MONTHLY_JOBS = 30
+PRELIMINARY_JOBS = 45
+"""Announced at the signing: keeps jobs ahead of the trajectory until January's report."""
 SLUMP = (date(2026, 6, 1), date(2027, 3, 1))
 """Months (first day) whose hiring falls to a trickle."""
 CATCH_UP = (date(2027, 4, 1), date(2028, 3, 1))
@@ -288,29 +290,38 @@ def _monthly_jobs(month: date) -> int:
     return MONTHLY_JOBS
 
 
+def _hiring_report(
+    project: Project, period: str, jobs: int, reported: datetime, event_id: str
+) -> dict[str, Any]:
+    return _envelope(
+        event_id,
+        EventType.HIRING_REPORT,
+        reported,
+        "employment-agency",
+        {
+            "project_id": project.project_id,
+            "period": period,
+            "jobs_created": jobs,
+            "reported_on": reported.date().isoformat(),
+        },
+    )
+
+
 def _hiring_events(rng: random.Random) -> list[dict[str, Any]]:
+    """Each month's report on the 5th of the next; January 2025 also has a preliminary report
+    at the signing (the jobs announced there), which the regular one then corrects."""
     events = []
+    preliminary = _split(PRELIMINARY_JOBS, len(PROJECTS), rng)
+    for project, jobs in zip(PROJECTS, preliminary, strict=True):
+        event_id = f"ea-{project.project_id}-2025-01-preliminary"
+        events.append(_hiring_report(project, "2025-01", jobs, _at(SIGNING, 10), event_id))
     for month in _months(date(2025, 1, 1), STORY_END):
-        reported, hour = (month + timedelta(days=32)).replace(day=5), 8
-        if month == date(2025, 1, 1):
-            reported, hour = SIGNING, 10  # the jobs announced at signing
+        reported = _at((month + timedelta(days=32)).replace(day=5), 8)
+        period = f"{month:%Y-%m}"
         shares = _split(_monthly_jobs(month), len(PROJECTS), rng)
         for project, jobs in zip(PROJECTS, shares, strict=True):
-            period = f"{month:%Y-%m}"
-            events.append(
-                _envelope(
-                    f"ea-{project.project_id}-{period}",
-                    EventType.HIRING_REPORT,
-                    _at(reported, hour),
-                    "employment-agency",
-                    {
-                        "project_id": project.project_id,
-                        "period": period,
-                        "jobs_created": jobs,
-                        "reported_on": reported.isoformat(),
-                    },
-                )
-            )
+            event_id = f"ea-{project.project_id}-{period}"
+            events.append(_hiring_report(project, period, jobs, reported, event_id))
     return events
 
 
