@@ -79,7 +79,10 @@ def headline(record: AlertTransition) -> str:
 def chat_text(record: AlertTransition) -> str:
     """Headline, what is wrong, since when, and the runbook."""
     notes = record.annotations
-    lines = [headline(record), notes.get("description", notes.get("summary", ""))]
+    what = notes.get("description", notes.get("summary", ""))
+    if record.state is AlertState.RESOLVED and what:
+        what = f"Cleared. When it last fired: {what}"  # the figures are from then, not now
+    lines = [headline(record), what]
     since = f"Since {moment(record.since)}"
     if record.state is AlertState.RESOLVED:
         resolved = notes.get("resolved_at")

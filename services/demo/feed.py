@@ -81,7 +81,9 @@ async def run_feed(
             at = batch[-1].at
             current = (at.year, (at.month - 1) // 3 + 1)
             if current != quarter:
-                quarter = current
+                first, quarter = quarter is None, current
+                if first:  # the story's first message is a pre-declared one: nothing to say yet
+                    continue
                 report(
                     f"demo: {at:%Y-%m} (Q{current[1]}), {progress.sent:,} messages sent "
                     f"({progress.invalid} invalid, {progress.resent} re-sent)"

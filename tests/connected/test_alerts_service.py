@@ -441,7 +441,7 @@ async def test_webhook_is_signed_chat_gets_text_and_alertmanager_gets_api_v2_ale
     assert [r.json() for r in chat.requests] == [
         {"text": f"[FIRING] {headline}\n{sentence}\nSince 2027-07-01 00:00 UTC\n{runbook}"},
         {
-            "text": f"[RESOLVED] {headline}\n{sentence}\n"
+            "text": f"[RESOLVED] {headline}\nCleared. When it last fired: {sentence}\n"
             f"Since 2027-07-01 00:00 UTC; resolved 2027-07-02 00:00 UTC\n{runbook}"
         },
     ]

@@ -205,10 +205,11 @@ def test_chat_text_firing() -> None:
 
 
 def test_chat_text_resolved_uses_the_summary_without_a_description() -> None:
-    """Without a description the summary is used; resolved adds the resolution time."""
+    """Without a description the summary is used, marked as the figures from when it last
+    fired; resolved adds the resolution time."""
     assert chat_text(_resolved()).splitlines() == [
         "[RESOLVED] RoadmapTargetBehind jobs_created (warning, owner industry-office)",
-        "Jobs: 230 behind the trajectory (17%)",
+        "Cleared. When it last fired: Jobs: 230 behind the trajectory (17%)",
         "Since 2031-03-02 08:00 UTC; resolved 2028-10-01 12:42 UTC",
         "Runbook: https://example.org/docs/runbooks.md#jobs_created",
     ]
