@@ -58,8 +58,8 @@ lock: $(INSTALLED) ## re-pin constraints.txt from what is installed
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^roadmap-monitor'; } > constraints.new
 	mv constraints.new constraints.txt
 
-dev: $(INSTALLED) ## run the whole system locally on the embedded broker
-	$(BIN)/roadmap-monitor dev
+dev: $(INSTALLED) ## run the whole system locally on the embedded broker, with the demo feed (ARGS="--no-demo" ...)
+	$(BIN)/roadmap-monitor dev $(ARGS)
 
 broker: $(INSTALLED) ## run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/roadmap-monitor broker
