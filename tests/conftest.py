@@ -7,9 +7,12 @@ line per tier so a reader sees what was exercised.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.kafka import RealBroker, real_broker
 
 TIERS = ("unit", "service", "connected", "e2e")
 _TESTS_DIR = Path(__file__).parent
@@ -47,3 +50,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if counts:
             detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
             terminalreporter.write_line(f"{tier}: {detail}")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBroker]:
+    """One real Kafka-protocol broker for every test that asks (connected and e2e tiers)."""
+    with real_broker(tmp_path_factory.mktemp("broker")) as running:
+        yield running

@@ -1,18 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from services.common.config import KafkaSettings
-from tests.support.kafka import RealBroker, real_broker
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBroker]:
-    """One real broker for the whole connected tier."""
-    with real_broker(tmp_path_factory.mktemp("broker")) as running:
-        yield running
+from tests.support.kafka import RealBroker
 
 
 @pytest.fixture

@@ -21,18 +21,11 @@ from tests.support.alertmanager import (
     find_alertmanager,
     running_alertmanager,
 )
-from tests.support.kafka import RealBroker, real_broker, unique_name
+from tests.support.kafka import RealBroker, unique_name
 from tests.support.receiver import RecordingReceiver
 
 WEBHOOK_PATH = "/alertmanager"
 """Where Alertmanager's webhook receiver posts on the test's ``RecordingReceiver``."""
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBroker]:
-    """One real broker for the whole e2e tier."""
-    with real_broker(tmp_path_factory.mktemp("broker")) as running:
-        yield running
 
 
 @pytest.fixture
