@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import TextIO
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.codec import parse_json
 from contracts.events import EventType
 from contracts.records import DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
@@ -80,14 +81,21 @@ def read_lines(path: Path) -> list[tuple[int, bytes]]:
         return [(n, line.strip()) for n, line in enumerate(file, start=1) if line.strip()]
 
 
+def _readable_by_ingest(line: bytes) -> bool:
+    """Whether ingest can read ``line`` inside an array: UTF-8 JSON (no BOM), not too deep."""
+    try:
+        parse_json(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return True
+
+
 def _batches(lines: Sequence[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
     batches: list[list[tuple[int, bytes]]] = []
     current: list[tuple[int, bytes]] = []
     size = 0
     for number, line in lines:
-        try:
-            json.loads(line)
-        except ValueError:
+        if not _readable_by_ingest(line):
             batches.append([(number, line)])  # alone, so the array around it stays valid
             continue
         if current and (len(current) >= BATCH_EVENTS or size + len(line) > BATCH_BYTES):
@@ -108,12 +116,19 @@ def publish_http(
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    pending = deque(_batches(lines))
     with httpx.Client(timeout=60) as client:
-        for batch in _batches(lines):
-            single = len(batch) == 1 and not batch[0][1].lstrip().startswith(b"{")
-            body = batch[0][1] if single else b"[" + b",".join(line for _, line in batch) + b"]"
+        while pending:
+            batch = pending.popleft()
+            # A line ingest cannot read in an array is posted as it is: ingest rejects it to
+            # the DLQ with its reason (not_json, not_utf8, ...), so it is kept there too.
+            raw = len(batch) == 1 and not _readable_by_ingest(batch[0][1])
+            body = batch[0][1] if raw else b"[" + b",".join(line for _, line in batch) + b"]"
             response = client.post(f"{url.rstrip('/')}/v1/events", content=body, headers=headers)
-            if response.status_code == 400 and single:
+            if response.status_code == 400 and len(batch) > 1:
+                pending.extendleft([line] for line in reversed(batch))  # find the culprit
+                continue
+            if response.status_code == 400:
                 tally.reject(batch[0][0], "not_json", response.json().get("error", ""))
             elif response.status_code in (202, 422):
                 answer = response.json()
@@ -134,21 +149,25 @@ def publish_http(
     return tally
 
 
-def _type_of(line: bytes) -> EventType | None:
+def _object(line: bytes) -> dict[str, object] | None:
+    """The line as a JSON object, or None for anything else (invalid, too deep, not an object)."""
     try:
         value = json.loads(line)
-        kind = value.get("type") if isinstance(value, dict) else None
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _type_of(line: bytes) -> EventType | None:
+    kind = (_object(line) or {}).get("type")
+    try:
         return EventType(kind) if isinstance(kind, str) else None
     except ValueError:
         return None
 
 
 def _event_id(line: bytes) -> str | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    event_id = value.get("event_id") if isinstance(value, dict) else None
+    event_id = (_object(line) or {}).get("event_id")
     return event_id if isinstance(event_id, str) else None
 
 

@@ -1,0 +1,217 @@
+"""`roadmap-monitor publish`: reading the file, batching for HTTP, the tally, summary and bar.
+
+Only the pure parts: no broker, no HTTP. A batch is what ``publish_http`` posts as one JSON
+array to ingest, whose ``split_elements`` must be able to take it apart.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.commands.publish import (
+    BATCH_BYTES,
+    BATCH_EVENTS,
+    Progress,
+    Tally,
+    _batches,
+    read_lines,
+    summary,
+)
+from services.ingest.http_api import split_elements
+
+
+def event_line(n: int) -> bytes:
+    return b'{"event_id": "e-%d"}' % n
+
+
+def posted_body(batch: list[tuple[int, bytes]]) -> bytes:
+    """What ``publish_http`` sends for a batch of more than one line."""
+    return b"[" + b",".join(line for _, line in batch) + b"]"
+
+
+# -- read_lines ----------------------------------------------------------------------------------
+
+
+def test_read_lines_skips_blank_lines_and_keeps_line_numbers(tmp_path: Path) -> None:
+    """Blank and whitespace-only lines are skipped; others keep their 1-based number, stripped."""
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b'{"a": 1}\n\n   \n  {"b": 2}\r\n\t\nnot json\n\n{"c": 3}')
+    assert read_lines(path) == [
+        (1, b'{"a": 1}'),
+        (4, b'{"b": 2}'),
+        (6, b"not json"),
+        (8, b'{"c": 3}'),
+    ]
+
+
+def test_read_lines_of_an_empty_file(tmp_path: Path) -> None:
+    """An empty or all-blank file has no lines."""
+    path = tmp_path / "blank.ndjson"
+    path.write_bytes(b"\n \n\t\n")
+    assert read_lines(path) == []
+
+
+# -- _batches --------------------------------------------------------------------------------
+
+
+def test_batches_hold_at_most_500_events() -> None:
+    """1,001 small events: batches of 500, 500 and 1, in file order."""
+    lines = [(n, event_line(n)) for n in range(1, 1002)]
+    batches = _batches(lines)
+    assert BATCH_EVENTS == 500
+    assert [len(b) for b in batches] == [500, 500, 1]
+    assert [entry for batch in batches for entry in batch] == lines
+
+
+def test_batches_are_cut_before_passing_the_byte_cap() -> None:
+    """Lines of 200,000 bytes: two fit under 512 KiB (400,002 counted), a third would not."""
+    assert BATCH_BYTES == 524_288
+    big = b'"' + b"x" * 199_998 + b'"'
+    assert len(big) == 200_000
+    lines = [(n, big) for n in range(1, 6)]
+    assert [[n for n, _ in batch] for batch in _batches(lines)] == [[1, 2], [3, 4], [5]]
+
+
+def test_a_line_over_the_byte_cap_goes_in_a_batch_of_its_own() -> None:
+    """A 600,000-byte event is not dropped and does not leave an empty batch behind."""
+    huge = b'"' + b"y" * 599_998 + b'"'
+    lines = [(1, event_line(1)), (2, huge), (3, event_line(3))]
+    assert [[n for n, _ in batch] for batch in _batches(lines)] == [[1], [2], [3]]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(b"not json at all", id="text"),
+        pytest.param(b'{"event_id": "e-2", ', id="truncated"),
+        pytest.param(b'{"name": "\xff"}', id="not-utf8"),
+    ],
+)
+def test_a_non_json_line_goes_alone(bad: bytes) -> None:
+    """The bad line is a batch of its own; the events around it stay together."""
+    lines = [(1, event_line(1)), (2, bad), (3, event_line(3))]
+    batches = _batches(lines)
+    assert sorted(batches) == [[(1, event_line(1)), (3, event_line(3))], [(2, bad)]]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(b'\xef\xbb\xbf{"event_id": "e-2"}', id="utf8-bom"),
+        pytest.param('{"event_id": "e-2"}'.encode("utf-16"), id="utf16"),
+        pytest.param(b"[" * 100_000, id="deeply-nested"),
+    ],
+)
+def test_a_line_ingest_cannot_read_in_an_array_goes_alone(line: bytes) -> None:
+    """A line that would make ingest refuse the posted array is posted on its own."""
+    lines = [(1, event_line(1)), (2, line), (3, event_line(3))]
+    batches = _batches(lines)
+    assert [(2, line)] in batches
+    for batch in batches:
+        if len(batch) > 1:
+            assert len(split_elements(posted_body(batch))) == len(batch)
+
+
+def test_batches_of_json_lines_split_back_into_the_same_lines() -> None:
+    """Ingest's splitter takes a posted batch apart into exactly the file's lines."""
+    lines = [(1, event_line(1)), (2, b'  {"x": [1, 2]}'), (3, b"42"), (4, b'"text"')]
+    (batch,) = _batches(lines)
+    assert split_elements(posted_body(batch)) == [
+        b'{"event_id": "e-1"}',
+        *[line.strip() for _, line in lines[1:]],
+    ]
+
+
+def test_no_lines_no_batches() -> None:
+    """Nothing to send: no batch (not one empty batch)."""
+    assert _batches([]) == []
+
+
+# -- Tally and summary -----------------------------------------------------------------------
+
+
+def test_tally_counts_rejections_by_reason_and_keeps_ten_examples() -> None:
+    """Twelve rejections: counted by reason; only the first ten are kept as examples."""
+    tally = Tally(total=20, accepted=5, duplicates=2, unseen=1)
+    for n in range(1, 13):
+        tally.reject(n, "schema" if n % 3 else "not_json", f"detail {n}")
+    assert tally.rejected == Counter({"schema": 8, "not_json": 4})
+    assert tally.done == 5 + 2 + 12 + 1
+    assert len(tally.examples) == 10
+    assert tally.examples[0] == "  line 1: schema: detail 1"
+    assert tally.examples[-1] == "  line 10: schema: detail 10"
+
+
+def test_summary_with_rejections() -> None:
+    """Counts, then reasons by count (largest first), then the examples with line numbers."""
+    tally = Tally(total=1_234, accepted=1_200, duplicates=31)
+    tally.reject(7, "schema", "data.tonnes: Input should be greater than 0")
+    tally.reject(9, "not_json", "not JSON: Expecting value: line 1 column 1 (char 0)")
+    tally.reject(12, "schema", "data.mode: Input should be 'road', 'rail', 'air' or 'multimodal'")
+    assert summary(tally, Path("events.ndjson"), "http") == (
+        "published 1,234 lines of events.ndjson via http: 1,200 accepted, "
+        "31 exact duplicates, 3 rejected\n"
+        "rejected by reason: schema 2, not_json 1\n"
+        "  line 7: schema: data.tonnes: Input should be greater than 0\n"
+        "  line 9: not_json: not JSON: Expecting value: line 1 column 1 (char 0)\n"
+        "  line 12: schema: data.mode: Input should be 'road', 'rail', 'air' or 'multimodal'\n"
+    )
+
+
+def test_summary_with_unseen_lines() -> None:
+    """Lines with no outcome seen are counted, with the two likely causes."""
+    tally = Tally(total=2_500, accepted=2_450, unseen=50)
+    assert summary(tally, Path("out/demo.ndjson"), "kafka") == (
+        "published 2,500 lines of out/demo.ndjson via kafka: 2,450 accepted, "
+        "0 exact duplicates, 0 rejected, 50 with no outcome seen (an exact duplicate of an "
+        "event accepted earlier produces none; or ingest is not running)\n"
+    )
+
+
+def test_summary_with_everything_accepted_is_one_line() -> None:
+    """Nothing rejected or unseen: one line, no reasons."""
+    assert summary(Tally(total=3, accepted=3), Path("e.ndjson"), "http") == (
+        "published 3 lines of e.ndjson via http: 3 accepted, 0 exact duplicates, 0 rejected\n"
+    )
+
+
+# -- Progress --------------------------------------------------------------------------------
+
+
+def test_progress_bar_final_draw() -> None:
+    """1,234 of 5,000: 7 of 30 cells (30 * 1234 / 5000 = 7.4), then a newline."""
+    err = io.StringIO()
+    Progress(err, 5_000).show(1_234, final=True)
+    assert err.getvalue() == "\r[" + "#" * 7 + "." * 23 + "] 1,234/5,000\n"
+
+
+def test_progress_bar_of_nothing_is_full() -> None:
+    """With no lines at all, the bar is full."""
+    err = io.StringIO()
+    Progress(err, 0).show(0, final=True)
+    assert err.getvalue() == "\r[" + "#" * 30 + "] 0/0\n"
+
+
+def test_progress_redraws_at_most_ten_times_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draws within 0.1 s of the last are skipped, except the final one."""
+    now = [1_000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    err = io.StringIO()
+    progress = Progress(err, 10)
+    progress.show(1)  # drawn
+    now[0] += 0.05
+    progress.show(2)  # skipped
+    now[0] += 0.06
+    progress.show(3)  # drawn: 0.11 s after the last draw
+    now[0] += 0.01
+    progress.show(10, final=True)  # drawn
+    assert err.getvalue() == (
+        "\r[" + "#" * 3 + "." * 27 + "] 1/10"
+        "\r[" + "#" * 9 + "." * 21 + "] 3/10"
+        "\r[" + "#" * 30 + "] 10/10\n"
+    )
