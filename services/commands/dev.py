@@ -117,6 +117,9 @@ class DevStack:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            # Its own session: a terminal's Ctrl-C reaches only `dev`, which stops the services
+            # in order, then the broker (they still die with `dev` if it is killed).
+            start_new_session=True,
         )
         child.pump = asyncio.create_task(self._pump(child, child.process))
 

@@ -195,6 +195,8 @@ async def publish_kafka(
             await consumer.position(tp)  # fix the starting point before anything is sent
         waiting: dict[tuple[str, int, int], int] = {}  # (topic, partition, offset) -> line
         by_event_id: dict[str, list[int]] = {}
+        first_seen: dict[bytes, int] = {}
+        copies: dict[int, int] = {}  # line -> the earlier line it repeats byte for byte
         sends = []
         for number, line in lines:
             event_type = _type_of(line)
@@ -202,6 +204,9 @@ async def publish_kafka(
                 tally.reject(number, "not_sent", "no known 'type', so no upstream topic")
                 continue
             topic = kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type])
+            if line in first_seen:
+                copies[number] = first_seen[line]
+            first_seen.setdefault(line, number)
             sends.append((number, line, await producer.send(topic, line)))
         for number, line, future in sends:
             sent = await future
@@ -214,6 +219,7 @@ async def publish_kafka(
             outputs,
             waiting=waiting,
             by_event_id=by_event_id,
+            copies=copies,
             tally=tally,
             progress=progress,
             wait_s=wait_s,
@@ -237,6 +243,7 @@ async def _follow_outcomes(
     *,
     waiting: dict[tuple[str, int, int], int],
     by_event_id: dict[str, list[int]],
+    copies: dict[int, int],
     tally: Tally,
     progress: Progress,
     wait_s: float,
@@ -245,7 +252,9 @@ async def _follow_outcomes(
     canonical, dlq = outputs
     deadline = time.monotonic() + wait_s
     accounted: set[int] = set()
-    while len(accounted) < len(waiting) and time.monotonic() < deadline:
+    # A line repeating an event id already seen in this file gets no record of its own.
+    expected = len(waiting) - len(copies)
+    while len(accounted) < expected and time.monotonic() < deadline:
         batches = await consumer.getmany(timeout_ms=500)
         for tp, records in batches.items():
             for record in records:
@@ -270,13 +279,11 @@ async def _follow_outcomes(
                         accounted.add(number)
                         tally.reject(number, rejected.reason.value, rejected.detail)
         progress.show(tally.done)
-    # Lines whose event id was accepted by another line of this file are its duplicates.
-    for numbers in by_event_id.values():
-        if any(n in accounted for n in numbers):
-            for number in numbers:
-                if number not in accounted:
-                    accounted.add(number)
-                    tally.duplicates += 1
+    # A line that repeats an accepted line of this file byte for byte is its exact duplicate.
+    for number, original in copies.items():
+        if original in accounted and number not in accounted:
+            accounted.add(number)
+            tally.duplicates += 1
 
 
 def summary(tally: Tally, path: Path, via: str) -> str:

@@ -139,6 +139,9 @@ class EmbeddedBroker:
             stdout=self._log if self._log is not None else sys.stderr.fileno(),
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            # Out of the caller's process group: a terminal's Ctrl-C goes to the caller, which
+            # stops the broker last (it still dies with the caller).
+            start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         deadline = time.monotonic() + self.startup_timeout
