@@ -287,8 +287,8 @@ class Evaluator:
             return
         self._last_evaluation = now.wall
         figures = self.window.figures(int(now.wall.timestamp() * 1000))
-        if figures.ratio is not None:
-            self._metrics.dlq_ratio.set(float(figures.ratio))
+        # No message in the window: nothing rejected either (the gauge must not keep an old share).
+        self._metrics.dlq_ratio.set(float(figures.ratio or 0))
         holding = conditions_at(
             self._roadmap,
             self.board.views(),

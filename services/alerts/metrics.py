@@ -39,7 +39,8 @@ class AlertsMetrics:
         )
         self.dlq_ratio = Gauge(
             "roadmap_alerts_pipeline_dlq_ratio",
-            "Share of ingest's output that went to the DLQ over the pipeline window.",
+            "Share of ingest's output that went to the DLQ over the pipeline window (0 when the "
+            "window holds no message).",
             registry=registry,
         )
         self.roadmap_time = Gauge(
