@@ -3,9 +3,10 @@
 One test runs the demo from the banner to Ctrl-C: readiness, the metrics the story moves, the
 ``status`` scorecard, the jobs alert firing and resolving on the console, then a clean stop with
 no process and no port left behind. Another checks that a terminal's Ctrl-C stops the services
-before the broker. The publish tests share a quiet stack (``--no-demo``) and publish files of
-good and bad events with ``roadmap-monitor publish`` over HTTP and over Kafka, checking the
-summary and ingest's counters; that stack is stopped with SIGTERM to ``dev`` alone.
+before the broker, and another that a killed service is reported and restarted. The publish
+tests share a quiet stack (``--no-demo``) and publish files of good and bad events with
+``roadmap-monitor publish`` over HTTP and over Kafka, checking the summary and ingest's
+counters; that stack is stopped with SIGTERM to ``dev`` alone.
 
 Every step prints what it did, so ``pytest -s`` reads as a report.
 """
@@ -13,6 +14,7 @@ Every step prints what it did, so ``pytest -s`` reads as a report.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -462,3 +464,40 @@ def test_publish_via_http_reports_a_truncated_object_line_as_not_json(
     moved = Counts.read(quiet_stack.ingest_metrics(), "http").minus(before)
     say(f"ingest counters moved (source=http): {moved}")
     assert moved == Counts(2, 0, {"schema": 0, "not_json": 1})
+
+
+def test_a_service_that_dies_is_reported_and_restarted(tmp_path: Path) -> None:
+    """``dev --no-demo``: SIGKILL the metrics process. dev reports it ("metrics exited with code
+    -9; restarting (1 of 3)"), starts a new metrics process that becomes ready on the same port,
+    and still stops everything cleanly on SIGINT."""
+    ports = DevPorts.choose()
+    with running_dev(ports, tmp_path / "dev.log", "--no-demo") as dev:
+        wait_for_banner(dev)
+        children = check_children(dev)
+        victim = children["metrics"]
+        os.kill(victim.pid, signal.SIGKILL)
+        say(f"SIGKILLed metrics (pid {victim.pid})")
+        reported = dev.wait_for(
+            r"metrics exited with code -9; restarting \(1 of 3\)", timeout=READY_TIMEOUT_S
+        )
+        say(f"dev said: {reported.group(0)}")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"{ports.url('metrics')}/readyz", timeout=2).status_code
+            except httpx.HTTPError:
+                status = 0
+            if status == 200:
+                break
+            time.sleep(0.5)
+        assert status == 200, dev.tail()
+        replacement = [
+            c for c in dev.children() if c.cmdline.endswith("-m services.cli run metrics")
+        ]
+        assert len(replacement) == 1
+        assert replacement[0].pid != victim.pid
+        say(f"a new metrics process (pid {replacement[0].pid}) is ready on {ports.of('metrics')}")
+        dev.send(signal.SIGINT, group=False)
+        assert dev.wait(STOP_TIMEOUT_S) == 0, dev.tail()
+        assert ALL_DOWN in dev.text()
