@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=30.0, help="kafka: seconds to wait for outcomes"
     )
 
+    rules = commands.add_parser(
+        "rules", help="write Prometheus rules generated from the roadmap and alerts files"
+    )
+    rules.add_argument("--roadmap", type=Path, default=Path("deploy/roadmap.yaml"))
+    rules.add_argument("--alerts", type=Path, default=Path("deploy/alerts.yaml"))
+    rules.add_argument(
+        "--out", type=Path, default=Path("deploy/prometheus/rules/roadmap.rules.yml")
+    )
+    rules.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+
     status = commands.add_parser("status", help="the roadmap scorecard from the running services")
     status.add_argument("--metrics-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['metrics']}")
     status.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
@@ -121,6 +131,12 @@ def _status(args: argparse.Namespace) -> int:
     return show_status(args.metrics_url, args.alerts_url, sys.stdout, sys.stderr)
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from services.commands.rules import run_rules
+
+    return run_rules(args.roadmap, args.alerts, args.out, check=args.check, stdout=sys.stdout)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "broker": lambda args: run_broker(args.host, args.port),
     "run": lambda args: run_service(args.service),
@@ -129,6 +145,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "publish": _publish,
     "status": _status,
+    "rules": _rules,
 }
 
 

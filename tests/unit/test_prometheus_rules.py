@@ -1,0 +1,65 @@
+"""The Prometheus rules in deploy/ are generated from the roadmap and alerts files, and current."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import yaml
+
+from contracts.records import AlertName
+from contracts.roadmap.loader import load_roadmap
+from services.alerts.alerts_file import load_alerts_file
+from services.commands.rules import DEFAULT_OUT, render_rules, run_rules
+from tests.support.services import REPO
+
+ROADMAP = load_roadmap(REPO / "deploy" / "roadmap.yaml")
+ALERTS = load_alerts_file(REPO / "deploy" / "alerts.yaml")
+
+
+def test_committed_rules_are_what_the_files_generate() -> None:
+    """deploy/prometheus/rules/roadmap.rules.yml equals a fresh render (run `make rules`)."""
+    committed = (REPO / DEFAULT_OUT).read_text(encoding="utf-8")
+    assert committed == render_rules(ROADMAP, ALERTS)
+
+
+def test_every_indicator_gets_its_three_alerts_with_the_service_labels() -> None:
+    """Per indicator: behind, deadline missed and stale, labelled as the alerts service labels
+    them, with the ``for`` of the alerts file; plus one pipeline alert."""
+    document = yaml.safe_load(render_rules(ROADMAP, ALERTS))
+    alerts = next(g for g in document["groups"] if g["name"] == "roadmap.alerts")["rules"]
+    seen = {(rule["alert"], rule["labels"]["indicator"]) for rule in alerts}
+    per_indicator = {
+        AlertName.TARGET_BEHIND.value,
+        AlertName.DEADLINE_MISSED.value,
+        AlertName.INDICATOR_STALE.value,
+    }
+    assert seen == {
+        (name, indicator.id) for indicator in ROADMAP.indicators for name in per_indicator
+    } | {(AlertName.PIPELINE_REJECTING.value, "ingest_dlq_ratio")}
+    jobs = next(
+        r
+        for r in alerts
+        if (r["alert"], r["labels"]["indicator"]) == ("RoadmapTargetBehind", "jobs_created")
+    )
+    assert jobs["labels"] == {
+        "indicator": "jobs_created",
+        "severity": "warning",
+        "owner": "industry-office",
+        "roadmap": "kz-by-2025-2029",
+    }
+    assert jobs["for"] == "1d"
+    # The deadline is the end of 2029-12-31: 2030-01-01T00:00Z.
+    assert "vector(time()) < 1893456000" in jobs["expr"]
+
+
+def test_check_reports_a_stale_file(tmp_path: Path) -> None:
+    """``rules --check`` exits 1 naming the file when it differs, 0 once it is written."""
+    out = tmp_path / "roadmap.rules.yml"
+    out.write_text("groups: []\n", encoding="utf-8")
+    roadmap, alerts = REPO / "deploy" / "roadmap.yaml", REPO / "deploy" / "alerts.yaml"
+    said = io.StringIO()
+    assert run_rules(roadmap, alerts, out, check=True, stdout=said) == 1
+    assert f"{out} is stale" in said.getvalue()
+    assert run_rules(roadmap, alerts, out, check=False, stdout=io.StringIO()) == 0
+    assert run_rules(roadmap, alerts, out, check=True, stdout=io.StringIO()) == 0
