@@ -10,11 +10,9 @@ test talks to the real binary over its HTTP API v2.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from services.common.embedded_broker import free_port
+from services.common.embedded_broker import die_with_parent, free_port
 
 BINARY_NAMES = ("prometheus-alertmanager", "alertmanager")
 INSTALL_HINT = (
@@ -32,7 +30,6 @@ INSTALL_HINT = (
     "'sudo apt-get install prometheus-alertmanager' (or run 'make e2e-tools'), or put "
     "'alertmanager' on PATH"
 )
-_PR_SET_PDEATHSIG = 1
 
 
 class AlertmanagerNotFoundError(RuntimeError):
@@ -50,12 +47,6 @@ def find_alertmanager() -> str:
         if found:
             return found
     raise AlertmanagerNotFoundError(INSTALL_HINT)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +159,7 @@ def running_alertmanager(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
         )
     try:
         _wait_ready(url, process, log_path, startup_timeout)

@@ -1,0 +1,127 @@
+"""The shipped Alertmanager configuration (deploy/alertmanager/alertmanager.yml), checked by
+Alertmanager's own tools and by a real Alertmanager: routing by severity and owner, and
+``RoadmapDeadlineMissed`` inhibiting ``RoadmapTargetBehind`` for the same indicator.
+
+Only the receivers' webhook URLs are changed by the test (to a loopback receiver)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from contracts.records import AlertName, AlertState, AlertTransition
+from services.alerts.payloads import alertmanager_alerts
+from tests.support.alertmanager import running_alertmanager
+from tests.support.receiver import RecordingReceiver
+from tests.support.services import REPO
+
+CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    found = shutil.which("amtool")
+    assert found, "amtool is missing: install Debian's 'prometheus-alertmanager' package"
+    return subprocess.run([found, *args], capture_output=True, text=True, check=False)
+
+
+def test_amtool_accepts_the_configuration() -> None:
+    """``amtool check-config`` passes: a route tree, 1 inhibition, 6 receivers."""
+    result = _amtool("check-config", str(CONFIG))
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert " - 1 inhibit rules" in result.stdout
+
+
+def test_routes_go_to_the_owner_and_critical_also_to_on_call() -> None:
+    """A critical alert of the industry office reaches on-call and the office; an info alert of
+    the trade ministry only that ministry; a platform alert the platform team."""
+    cases = {
+        ("severity=critical", "owner=industry-office"): "roadmap-oncall,industry-office",
+        ("severity=info", "owner=trade-ministry"): "trade-ministry",
+        ("severity=warning", "owner=platform"): "platform",
+        ("severity=warning", "owner=nobody"): "roadmap-default",
+    }
+    for labels, expected in cases.items():
+        result = _amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected, (labels, result.stdout)
+
+
+def _record(alertname: AlertName, at: datetime) -> AlertTransition:
+    labels = {
+        "alertname": alertname.value,
+        "indicator": "jobs_created",
+        "severity": "warning",
+        "owner": "industry-office",
+        "roadmap": "kz-by-2025-2029",
+    }
+    return AlertTransition(
+        alertname=alertname,
+        state=AlertState.FIRING,
+        labels=labels,
+        annotations={"summary": f"{alertname.value} for jobs_created"},
+        since=at,
+        started_at=at,
+        at=at,
+        dedup_key=f"e2e-{alertname.value}",
+    )
+
+
+async def _wait_for(url: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while True:
+            alerts: list[dict[str, Any]] = (await client.get("/api/v2/alerts")).json()
+            settled = all(a["status"]["state"] != "unprocessed" for a in alerts)
+            if (len(alerts) >= count and settled) or time.monotonic() > deadline:
+                return alerts
+            await asyncio.sleep(0.2)
+
+
+async def test_deadline_missed_inhibits_target_behind_for_the_same_indicator(
+    tmp_path: Path,
+) -> None:
+    """Both alerts for jobs_created posted as the alerts service posts them: Alertmanager keeps
+    RoadmapDeadlineMissed active (routed to industry-office) and suppresses RoadmapTargetBehind,
+    naming the inhibiting alert's fingerprint."""
+    receiver = RecordingReceiver()
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    for entry in config["receivers"]:
+        for hook in entry.get("webhook_configs", []):
+            hook["url"] = f"{receiver.url}/{entry['name']}"
+    now = datetime.now(UTC)
+    alerts = [
+        *alertmanager_alerts(
+            _record(AlertName.DEADLINE_MISSED, now),
+            generator_url="http://127.0.0.1:8003/v1/alerts",
+            repeat_interval=timedelta(minutes=1),
+        ),
+        *alertmanager_alerts(
+            _record(AlertName.TARGET_BEHIND, now),
+            generator_url="http://127.0.0.1:8003/v1/alerts",
+            repeat_interval=timedelta(minutes=1),
+        ),
+    ]
+    async with receiver.running():
+        with running_alertmanager(config, tmp_path / "alertmanager") as alertmanager:
+            async with httpx.AsyncClient(base_url=alertmanager.url, timeout=5) as client:
+                posted = await client.post("/api/v2/alerts", json=alerts)
+            assert posted.status_code == 200, posted.text
+            listed = await _wait_for(alertmanager.url, 2)
+    by_name = {a["labels"]["alertname"]: a for a in listed}
+    print({name: a["status"] for name, a in by_name.items()})
+    missed = by_name["RoadmapDeadlineMissed"]
+    behind = by_name["RoadmapTargetBehind"]
+    assert missed["status"]["state"] == "active"
+    assert [r["name"] for r in missed["receivers"]] == ["industry-office"]
+    assert behind["status"]["state"] == "suppressed"
+    assert behind["status"]["inhibitedBy"] == [missed["fingerprint"]]
