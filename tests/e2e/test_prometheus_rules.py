@@ -1,6 +1,7 @@
-"""The generated rules pass Prometheus's own tools: ``promtool check rules`` and the rule unit
-tests in deploy/prometheus/tests/ (a shortfall fires after its ``for``, a healthy trajectory
-does not, a stale indicator and a rejecting pipeline fire)."""
+"""The Prometheus configuration and the generated rules pass Prometheus's own tools: ``promtool
+check config``, ``promtool check rules`` and the rule unit tests in deploy/prometheus/tests/ (a
+shortfall fires after its ``for``, a healthy trajectory does not, a stale indicator and a
+rejecting pipeline fire)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.support.services import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "rules" / "roadmap.rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "tests" / "roadmap.rules.test.yml"
+CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
 
 def _promtool() -> str:
@@ -42,3 +44,13 @@ def test_rule_unit_tests_pass() -> None:
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_configuration() -> None:
+    """``promtool check config``: the scrape configuration and the rule files it loads."""
+    result = subprocess.run(
+        [_promtool(), "check", "config", str(CONFIG)], capture_output=True, text=True, check=False
+    )
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
