@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas rules docs lock dev broker bench-ingest bench-metrics bench-alerts clean
+.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-metrics bench-alerts clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -53,6 +53,9 @@ schemas: $(INSTALLED) ## regenerate contracts/schemas/ from the models
 
 rules: $(INSTALLED) ## regenerate deploy/prometheus/rules/ from deploy/roadmap.yaml and deploy/alerts.yaml
 	$(BIN)/roadmap-monitor rules
+
+dashboards: $(INSTALLED) ## regenerate deploy/grafana/dashboards/ from deploy/roadmap.yaml
+	$(BIN)/roadmap-monitor dashboards
 
 docs: $(INSTALLED) ## regenerate docs/asyncapi/ from the services' brokers and contracts
 	$(BIN)/python -m services.common.asyncapi

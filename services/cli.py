@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rules.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
 
+    dashboards = commands.add_parser(
+        "dashboards", help="write the Grafana dashboards generated from the roadmap file"
+    )
+    dashboards.add_argument("--roadmap", type=Path, default=Path("deploy/roadmap.yaml"))
+    dashboards.add_argument("--out", type=Path, default=Path("deploy/grafana/dashboards"))
+    dashboards.add_argument("--check", action="store_true", help="exit 1 if a file is stale")
+
     status = commands.add_parser("status", help="the roadmap scorecard from the running services")
     status.add_argument("--metrics-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['metrics']}")
     status.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
@@ -137,6 +144,12 @@ def _rules(args: argparse.Namespace) -> int:
     return run_rules(args.roadmap, args.alerts, args.out, check=args.check, stdout=sys.stdout)
 
 
+def _dashboards(args: argparse.Namespace) -> int:
+    from services.commands.dashboards import run_dashboards
+
+    return run_dashboards(args.roadmap, args.out, check=args.check, stdout=sys.stdout)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "broker": lambda args: run_broker(args.host, args.port),
     "run": lambda args: run_service(args.service),
@@ -146,6 +159,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "publish": _publish,
     "status": _status,
     "rules": _rules,
+    "dashboards": _dashboards,
 }
 
 
