@@ -45,7 +45,10 @@ def _deadline_end(indicator: Indicator) -> int:
 
 
 def _series(name: str, indicator: Indicator) -> str:
-    return f'roadmap_indicator_{name}{{indicator="{indicator.id}"}}'
+    """The indicator's series without the scrape's own labels, so the alert's labels are the
+    identity the alerts service uses and Alertmanager takes both for one alert."""
+    selector = f'roadmap_indicator_{name}{{indicator="{indicator.id}"}}'
+    return f"max without (instance, job, service) ({selector})"
 
 
 def _labels(roadmap: RoadmapFile, indicator: Indicator) -> dict[str, str]:
