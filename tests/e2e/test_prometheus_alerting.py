@@ -23,7 +23,8 @@ from services.alerts.alerts_file import load_alerts_file
 from services.commands.rules import render_rules
 from tests.support.alertmanager import running_alertmanager
 from tests.support.dev_stack import DevPorts, running_dev
-from tests.support.prometheus import running_prometheus
+from tests.support.prometheus import JOBS as SCRAPE_JOBS
+from tests.support.prometheus import running_prometheus, shipped_config
 from tests.support.receiver import Received, RecordingReceiver
 from tests.support.roadmap_events import hiring
 from tests.support.services import REPO
@@ -43,20 +44,6 @@ def _rules_firing_at_once(workdir: Path) -> Path:
         render_rules(load_roadmap(REPO / "deploy" / "roadmap.yaml"), load_alerts_file(alerts_path))
     )
     return rules
-
-
-def _prometheus_config(ports: DevPorts, rules: Path, alertmanager: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(rules)]
-    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
-        alertmanager.removeprefix("http://")
-    ]
-    jobs = {"roadmap-ingest": "ingest", "roadmap-metrics": "metrics", "roadmap-alerts": "alerts"}
-    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] in jobs]
-    for job in config["scrape_configs"]:
-        job["static_configs"][0]["targets"] = [f"127.0.0.1:{ports.of(jobs[job['job_name']])}"]
-    return config
 
 
 def _alertmanager_config(receiver: RecordingReceiver) -> dict[str, Any]:
@@ -93,7 +80,11 @@ async def test_a_shortfall_reaches_alertmanager_and_the_owners_webhook(tmp_path:
             running_dev(ports, tmp_path / "dev.log", "--no-demo") as dev,
         ):
             await asyncio.to_thread(dev.wait_for, "stop             Ctrl-C", timeout=TIMEOUT_S)
-            config = _prometheus_config(ports, rules, alertmanager.url)
+            config = shipped_config(
+                {name: ports.of(name) for name in SCRAPE_JOBS.values()},
+                rules=str(rules),
+                alertmanager=alertmanager.url,
+            )
             with running_prometheus(config, tmp_path / "prometheus") as prometheus:
                 async with httpx.AsyncClient(timeout=10) as client:
                     posted = await client.post(

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from contracts.roadmap.loader import load_roadmap
 from services.commands.dashboards import dashboards
 from tests.support.dev_stack import DevPorts, running_dev
-from tests.support.prometheus import running_prometheus
+from tests.support.prometheus import JOBS, running_prometheus, shipped_config
 from tests.support.services import REPO
 
 READY_TIMEOUT_S = 120.0
-SERVICES = {"roadmap-ingest": "ingest", "roadmap-metrics": "metrics", "roadmap-alerts": "alerts"}
-
-
-def _config(ports: DevPorts) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(REPO / "deploy/prometheus/rules/*.yml")]
-    config.pop("alerting", None)
-    config["scrape_configs"] = [
-        job for job in config["scrape_configs"] if job["job_name"] in SERVICES
-    ]
-    for job in config["scrape_configs"]:
-        job["static_configs"][0]["targets"] = [f"127.0.0.1:{ports.of(SERVICES[job['job_name']])}"]
-    return config
+SERVICES = JOBS
 
 
 def test_every_target_is_up_and_every_panel_has_data(tmp_path: Path) -> None:
@@ -50,7 +34,11 @@ def test_every_target_is_up_and_every_panel_has_data(tmp_path: Path) -> None:
     ]
     with running_dev(ports, tmp_path / "dev.log", "--speed", "200") as dev:
         dev.wait_for("stop             Ctrl-C", timeout=READY_TIMEOUT_S)
-        with running_prometheus(_config(ports), tmp_path / "prometheus") as prometheus:
+        config = shipped_config(
+            {name: ports.of(name) for name in SERVICES.values()},
+            rules=str(REPO / "deploy/prometheus/rules/*.yml"),
+        )
+        with running_prometheus(config, tmp_path / "prometheus") as prometheus:
             dev.wait_for("demo feed finished", timeout=READY_TIMEOUT_S)
             deadline = time.monotonic() + 60
             empty: list[str] = []

@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import httpx
 import yaml
 
 from services.common.embedded_broker import die_with_parent, free_port
+from tests.support.services import REPO
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,29 @@ class RunningPrometheus:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
+
+
+JOBS = {"roadmap-ingest": "ingest", "roadmap-metrics": "metrics", "roadmap-alerts": "alerts"}
+"""The shipped configuration's scrape jobs, and the service each scrapes."""
+
+
+def shipped_config(
+    ports: Mapping[str, int], *, rules: str, alertmanager: str | None = None
+) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with only what a test must change: the services'
+    loopback ports, 1 s intervals, the rule files, and Alertmanager's address (or none)."""
+    config: dict[str, Any] = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [rules]
+    if alertmanager is None:
+        config.pop("alerting", None)
+    else:
+        targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]
+        targets["targets"] = [alertmanager.removeprefix("http://")]
+    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] in JOBS]
+    for job in config["scrape_configs"]:
+        job["static_configs"][0]["targets"] = [f"127.0.0.1:{ports[JOBS[job['job_name']]]}"]
+    return config
 
 
 def find_prometheus() -> str:
