@@ -348,6 +348,32 @@ class Counts:
         )
 
 
+def check_mixed_summary(
+    result: subprocess.CompletedProcess[str],
+    path: Path,
+    via: str,
+    bad: dict[str, int],
+    *,
+    non_json_reason: str,
+) -> None:
+    """Exit 2 and the exact summary of a ``mixed_file``: 6 accepted, 1 exact duplicate, 3
+    rejected (schema 2 and the non-JSON line's reason), naming the three bad lines."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"published 10 lines of {path} via {via}: 6 accepted, 1 exact duplicates, 3 rejected"
+    )
+    assert lines[1] == f"rejected by reason: schema 2, {non_json_reason} 1"
+    examples = sorted(re.findall(r"^  line (\d+): (\w+): ", result.stdout, re.MULTILINE))
+    assert examples == sorted(
+        [
+            (str(bad["negative_tonnes"]), "schema"),
+            (str(bad["not_json"]), non_json_reason),
+            (str(bad["unknown_field"]), "schema"),
+        ]
+    )
+
+
 def test_publish_via_http_reports_every_outcome(quiet_stack: QuietStack, tmp_path: Path) -> None:
     """``publish FILE --via http`` on a file of 6 valid events, 1 exact duplicate line, a
     negative tonnage, an unknown field and a plain-text (non-JSON) line: exit code 2 (some
@@ -362,20 +388,7 @@ def test_publish_via_http_reports_every_outcome(quiet_stack: QuietStack, tmp_pat
     )
     say(f"`publish {path.name} --via http` exited {result.returncode}:")
     print(result.stdout, end="", flush=True)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == (
-        f"published 10 lines of {path} via http: 6 accepted, 1 exact duplicates, 3 rejected"
-    )
-    assert lines[1] == "rejected by reason: schema 2, not_json 1"
-    examples = sorted(re.findall(r"^  line (\d+): (\w+): ", result.stdout, re.MULTILINE))
-    assert examples == sorted(
-        [
-            (str(bad["negative_tonnes"]), "schema"),
-            (str(bad["not_json"]), "not_json"),
-            (str(bad["unknown_field"]), "schema"),
-        ]
-    )
+    check_mixed_summary(result, path, "http", bad, non_json_reason="not_json")
 
     moved = Counts.read(quiet_stack.ingest_metrics(), "http").minus(before)
     say(f"ingest counters moved (source=http): {moved}")
@@ -401,20 +414,7 @@ def test_publish_via_kafka_reports_every_outcome(quiet_stack: QuietStack, tmp_pa
         f"after {time.monotonic() - started:.1f}s:"
     )
     print(result.stdout, end="", flush=True)
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == (
-        f"published 10 lines of {path} via kafka: 6 accepted, 1 exact duplicates, 3 rejected"
-    )
-    assert lines[1] == "rejected by reason: schema 2, not_sent 1"
-    examples = sorted(re.findall(r"^  line (\d+): (\w+): ", result.stdout, re.MULTILINE))
-    assert examples == sorted(
-        [
-            (str(bad["negative_tonnes"]), "schema"),
-            (str(bad["not_json"]), "not_sent"),
-            (str(bad["unknown_field"]), "schema"),
-        ]
-    )
+    check_mixed_summary(result, path, "kafka", bad, non_json_reason="not_sent")
 
     moved = Counts.read(quiet_stack.ingest_metrics(), "kafka").minus(before)
     say(f"ingest counters moved (source=kafka): {moved}")
