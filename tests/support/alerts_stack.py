@@ -29,6 +29,7 @@ from contracts.roadmap.loader import load_roadmap
 from contracts.roadmap.trajectory import TargetTrajectory
 from contracts.topics import ALERT_TRANSITIONS, KPI_SNAPSHOTS
 from services.common.config import KafkaSettings
+from services.metrics.snapshots import snapshot_key
 from tests.support.kafka import read_topic
 from tests.support.services import REPO
 
@@ -91,11 +92,6 @@ def snapshot(indicator: str, components: Mapping[str, int], at: datetime) -> Kpi
 def on_target(at: datetime, **behind: Mapping[str, int]) -> list[KpiSnapshot]:
     """A snapshot of every indicator at ``at``: at target, except those given in ``behind``."""
     return [snapshot(i, behind.get(i, AT_TARGET[i]), at) for i in INDICATORS]
-
-
-def snapshot_key(snapshot: KpiSnapshot) -> bytes:
-    partitions = ",".join(str(p) for p in snapshot.partitions)
-    return f"{snapshot.roadmap}/{snapshot.indicator}/{partitions}".encode()
 
 
 async def publish_snapshots(kafka: KafkaSettings, snapshots: Sequence[KpiSnapshot]) -> None:
