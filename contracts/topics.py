@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -29,6 +30,17 @@ class TopicSpec:
     description: str
     event_type: EventType | None = None
     compacted: bool = False
+    retention_ms: int | None = None
+
+    def topic_config(self) -> dict[str, str]:
+        """Broker configuration the topic is created with: compaction or a time retention
+        (``-1``: kept forever). Both the services and the compose initialiser use it."""
+        config = {}
+        if self.compacted:
+            config["cleanup.policy"] = "compact"
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
 
     def value_schema(self) -> dict[str, Any]:
         """JSON Schema of the message value."""
@@ -36,6 +48,16 @@ class TopicSpec:
             return self.value.model_json_schema()
         return TypeAdapter(self.value).json_schema()
 
+
+def _ms(period: timedelta) -> int:
+    return int(period.total_seconds() * 1000)
+
+
+UPSTREAM_RETENTION_MS = _ms(timedelta(days=7))
+"""Upstream messages are re-read only after an outage; a week covers one."""
+DLQ_RETENTION_MS = _ms(timedelta(days=30))
+"""Rejected messages stay a month, long enough to fix the sender and replay them."""
+FOREVER = -1
 
 UPSTREAM = "upstream"
 INGEST = "ingest"
@@ -50,6 +72,7 @@ TRADE_SHIPMENTS = TopicSpec(
     consumers=(INGEST,),
     description="Shipments reported by customs and freight systems.",
     event_type=EventType.TRADE_SHIPMENT,
+    retention_ms=UPSTREAM_RETENTION_MS,
 )
 PROJECT_MILESTONES = TopicSpec(
     name="roadmap.projects.milestones",
@@ -59,6 +82,7 @@ PROJECT_MILESTONES = TopicSpec(
     consumers=(INGEST,),
     description="Project stages reported by the project office.",
     event_type=EventType.PROJECT_MILESTONE,
+    retention_ms=UPSTREAM_RETENTION_MS,
 )
 HIRING_REPORTS = TopicSpec(
     name="roadmap.hiring.reports",
@@ -68,6 +92,7 @@ HIRING_REPORTS = TopicSpec(
     consumers=(INGEST,),
     description="Monthly net hiring reported by employment agencies.",
     event_type=EventType.HIRING_REPORT,
+    retention_ms=UPSTREAM_RETENTION_MS,
 )
 CANONICAL_EVENTS = TopicSpec(
     name="roadmap.events.v1",
@@ -88,6 +113,7 @@ DEAD_LETTERS = TopicSpec(
     producer=INGEST,
     consumers=(ALERTS,),
     description="Rejected messages with the reason and the original bytes.",
+    retention_ms=DLQ_RETENTION_MS,
 )
 KPI_SNAPSHOTS = TopicSpec(
     name="roadmap.kpi.v1",
@@ -105,6 +131,7 @@ ALERT_TRANSITIONS = TopicSpec(
     producer=ALERTS,
     consumers=(ALERTS,),
     description="Every alert state change; delivery to receivers consumes it.",
+    retention_ms=FOREVER,  # the alert state is rebuilt from it at start-up
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

@@ -17,12 +17,11 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 def _new_topic(spec: TopicSpec, settings: KafkaSettings) -> NewTopic:
-    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
     return NewTopic(
         name=settings.topic_name(spec),
         num_partitions=settings.topic_partitions,
         replication_factor=settings.topic_replication_factor,
-        topic_configs=configs,
+        topic_configs=spec.topic_config(),
     )
 
 

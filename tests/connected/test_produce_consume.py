@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
 from contracts.codec import Accepted, decode_event
 from contracts.examples import valid_examples
 from contracts.keys import message_key
+from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options, make_broker
 from services.common.topics import ensure_topics
@@ -42,6 +46,36 @@ async def test_ensure_topics_creates_with_configured_partitions_once(
         assert await producer.partitions_for(name) == {0, 1, 2}
     finally:
         await producer.stop()
+
+
+async def _topic_configs(settings: KafkaSettings, names: list[str]) -> dict[str, dict[str, str]]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        responses = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    found: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for _code, _message, _kind, name, entries in (r[:5] for r in response.resources):
+            found[name] = {entry[0]: entry[1] for entry in entries}
+    return found
+
+
+async def test_ensure_topics_gives_each_registry_topic_its_configuration(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Each contracts topic is created with its compaction or retention, as the broker reports
+    it back (the same settings the compose initialiser uses)."""
+    prefix = unique_name("cfg")
+    specs = [dataclasses.replace(spec, name=f"{prefix}.{spec.name}") for spec in TOPICS]
+    await ensure_topics(kafka_settings, specs)
+    configs = await _topic_configs(kafka_settings, [spec.name for spec in specs])
+    for spec in specs:
+        wanted = spec.topic_config()
+        assert wanted, spec.name
+        assert {key: configs[spec.name].get(key) for key in wanted} == wanted, spec.name
 
 
 async def test_group_consumes_every_event_and_commits_its_offsets(
