@@ -77,14 +77,73 @@ def test_every_image_is_pinned() -> None:
         assert not image.endswith(":latest"), (name, image)
 
 
-def test_the_initialiser_creates_the_registry_topics_compacting_the_compacted_ones() -> None:
-    """Topics created by the one-shot initialiser are exactly the contracts' topics, and the
-    compacted ones are those the registry marks compacted."""
-    script = COMPOSE["services"]["topics"]["command"][0]
+def test_the_initialiser_creates_the_registry_topics_with_their_configuration() -> None:
+    """Topics created by the one-shot initialiser are exactly the contracts' topics, each with
+    the configuration the registry gives it (compaction or retention), and with the partition
+    count the services are told about."""
+    initialiser = COMPOSE["services"]["topics"]
+    script = initialiser["command"][0]
     created = dict(re.findall(r"^\s*create (\S+) (\S+)$", script, flags=re.MULTILINE))
-    assert set(created) == {spec.name for spec in TOPICS}
-    compacted = {topic for topic, config in created.items() if config == "cleanup.policy=compact"}
-    assert compacted == {spec.name for spec in TOPICS if spec.compacted}
+    expected = {spec.name: spec.topic_config() for spec in TOPICS}
+    assert set(created) == set(expected)
+    for topic, setting in created.items():
+        key, value = setting.split("=", 1)
+        assert expected[topic] == {key: value}, topic
+    for name in SERVICES:
+        told = COMPOSE["services"][name]["environment"]["KAFKA_TOPIC_PARTITIONS"]
+        assert told == initialiser["environment"]["PARTITIONS"], name
+
+
+def _kafka_nodes() -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in COMPOSE["services"].items()
+        if "KAFKA_NODE_ID" in (service.get("environment") or {})
+    }
+
+
+def test_the_replicated_profile_adds_two_brokers_to_the_same_cluster() -> None:
+    """Without a profile one node is broker and controller; `--profile replicated` adds two
+    brokers with their own ids, names and volumes, on the same cluster id and controller, and
+    the initialiser waits for them when they run."""
+    nodes = _kafka_nodes()
+    default = [name for name, node in nodes.items() if "profiles" not in node]
+    replicated = [name for name, node in nodes.items() if node.get("profiles") == ["replicated"]]
+    assert default == ["kafka"]
+    assert len(replicated) == 2
+    assert len(nodes) == 3
+    environments = [node["environment"] for node in nodes.values()]
+    assert len({env["KAFKA_NODE_ID"] for env in environments}) == 3
+    assert len({env["CLUSTER_ID"] for env in environments}) == 1
+    assert {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in environments} == {"1@kafka:9093"}
+    assert nodes["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    volumes = set()
+    for name in replicated:
+        env = nodes[name]["environment"]
+        assert env["KAFKA_PROCESS_ROLES"] == "broker"
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert f"--bootstrap-server {name}:9092" in nodes[name]["healthcheck"]["test"][1]
+        waits = COMPOSE["services"]["topics"]["depends_on"][name]
+        assert waits == {"condition": "service_healthy", "required": False}
+    for node in nodes.values():
+        (volume,) = node["volumes"]
+        volumes.add(volume.split(":")[0])
+    assert volumes <= set(COMPOSE["volumes"])
+    assert len(volumes) == 3
+
+
+def test_replication_is_one_setting_for_the_topics_and_the_brokers() -> None:
+    """The topics' replication and the brokers' internal topics follow the same variable, so
+    the replicated variant is switched on in .env, where .env.example shows how."""
+    initialiser = COMPOSE["services"]["topics"]["environment"]
+    assert initialiser["REPLICATION_FACTOR"] == "${KAFKA_REPLICATION_FACTOR:-1}"
+    assert initialiser["MIN_INSYNC_REPLICAS"] == "${KAFKA_MIN_INSYNC_REPLICAS:-1}"
+    for node in _kafka_nodes().values():
+        env = node["environment"]
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "${KAFKA_REPLICATION_FACTOR:-1}"
+    example = (REPO / ".env.example").read_text()
+    for line in ("COMPOSE_PROFILES=replicated", "KAFKA_REPLICATION_FACTOR=3"):
+        assert line in example
 
 
 def test_no_secret_is_written_in_the_file() -> None:
