@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings
 
 from contracts.topics import TOPICS
 from services.alerts.alerts_file import load_alerts_file
-from services.common.config import KafkaSettings
+from services.alerts.settings import AlertsSettings
+from services.common.config import KafkaSettings, ServiceSettings
 from services.registry import service_parts
 from tests.support.services import REPO
 
@@ -159,3 +160,22 @@ def test_no_secret_is_written_in_the_file() -> None:
                     continue
                 assert str(value).startswith("${"), (variable, value)
                 assert f"\n{variable}=" in f"\n{example}", variable
+
+
+def test_the_service_image_is_slim_pinned_non_root_and_carries_its_default_files() -> None:
+    """The Dockerfile every service is built from: a pinned slim base, a non-root user, and
+    the roadmap and alerts files where the settings look by default."""
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM (\S+)$", dockerfile, flags=re.MULTILINE)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), base
+    users = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)
+    assert users, "no USER line"
+    assert users[-1] not in {"root", "0"}
+    copied = " ".join(re.findall(r"^COPY (.+)$", dockerfile, flags=re.MULTILINE))
+    for default in (
+        str(ServiceSettings.model_fields["roadmap_file"].default),
+        str(AlertsSettings.model_fields["file"].default),
+    ):
+        assert default in copied, default
+    for service in SERVICES:
+        assert COMPOSE["services"][service]["build"]["dockerfile"] == "deploy/Dockerfile"
