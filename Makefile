@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-metrics bench-alerts clean
+.PHONY: install test test-unit test-service test-connected test-faults test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-metrics bench-alerts bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -19,6 +19,9 @@ test: $(INSTALLED) e2e-tools ## every tier: unit, service, connected (real broke
 
 test-unit test-service test-connected: test-%: $(INSTALLED)
 	$(BIN)/pytest -m $*
+
+test-faults: $(INSTALLED) ## the fault suite (part of the connected tier): kills, outages, poison, failing receivers
+	$(BIN)/pytest -m faults
 
 test-e2e: $(INSTALLED) e2e-tools
 	$(BIN)/pytest -m e2e
