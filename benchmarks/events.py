@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from contracts.events import EventType
@@ -99,3 +100,70 @@ def valid_events(
         )
         event = _MAKERS[event_type](i, rng)
         yield event_type, json.dumps(event, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class PipelineStream:
+    """Upstream messages for the whole-pipeline benchmark, and how many of each kind."""
+
+    messages: list[tuple[EventType, bytes]]
+    kinds: dict[str, int]
+
+
+def _corrected(event: dict[str, object], rng: random.Random, i: int) -> dict[str, object]:
+    """A later version of ``event``'s entity: a new event id, an hour later, new figures."""
+    data = dict(event["data"])  # type: ignore[call-overload]
+    if "tonnes" in data:
+        data["tonnes"] = f"{rng.uniform(1, 40):.3f}"
+    elif "jobs_created" in data:
+        data["jobs_created"] = rng.randrange(0, 25)
+    else:
+        data["stage"] = rng.choice(_STAGES)
+    occurred = str(event["occurred_at"]).replace("T12:00:00Z", "T13:00:00Z")
+    return {**event, "event_id": f"bench-fix-{i:09d}", "occurred_at": occurred, "data": data}
+
+
+def _invalid(i: int, rng: random.Random) -> tuple[EventType, bytes]:
+    """A message ingest must reject: every other one breaks the schema, the rest are not JSON."""
+    event_type, value = next(valid_events(1, seed=rng.randrange(1 << 30)))
+    if i % 2:
+        event = json.loads(value)
+        event["event_id"] = f"bench-bad-{i:09d}"
+        event["schema_version"] = 99
+        return event_type, json.dumps(event).encode()
+    return event_type, b'{"event_id": "bench-bad-' + str(i).encode() + b'", truncated'
+
+
+def pipeline_stream(
+    count: int,
+    *,
+    seed: int = 2029,
+    invalid: float = 0.02,
+    duplicates: float = 0.03,
+    corrections: float = 0.05,
+) -> PipelineStream:
+    """``count`` upstream messages of the three types: mostly new entities, with corrections
+    (later versions of earlier entities), exact re-sends and ``invalid`` rejected messages."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible data, not security
+    fresh = valid_events(count, seed=seed)
+    messages: list[tuple[EventType, bytes]] = []
+    accepted: list[tuple[EventType, bytes]] = []  # what a duplicate or a correction repeats
+    kinds = dict.fromkeys(("new", "correction", "duplicate", "invalid"), 0)
+    for i in range(count):
+        roll = rng.random()
+        if roll < invalid:
+            kind, message = "invalid", _invalid(i, rng)
+        elif roll < invalid + duplicates and accepted:
+            kind, message = "duplicate", rng.choice(accepted)
+        elif roll < invalid + duplicates + corrections and accepted:
+            event_type, value = rng.choice(accepted)
+            fixed = _corrected(json.loads(value), rng, i)
+            kind = "correction"
+            message = (event_type, json.dumps(fixed, separators=(",", ":")).encode())
+        else:
+            kind, message = "new", next(fresh)
+        if kind in ("new", "correction"):
+            accepted.append(message)
+        kinds[kind] += 1
+        messages.append(message)
+    return PipelineStream(messages, kinds)

@@ -19,37 +19,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks.events import valid_events
 from benchmarks.machine import describe
+from benchmarks.pass_through import StageResult, pass_through
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
 from benchmarks.report import write_report
 from benchmarks.service_process import counter_total, spawn, stop
-from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE, TopicSpec
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import EmbeddedBroker, free_port
 from services.common.publishing import BatchPublisher, OutboundRecord
 from services.common.topics import ensure_topics
 
 PREFIX = "bench."
-FETCH_RECORDS = 1000
-
-
-@dataclass
-class StageResult:
-    name: str
-    events: int
-    seconds: float
-    events_per_s: float
-    cpu_s: float | None = None
-    broker_cpu_s: float | None = None
-    peak_rss_mib: float | None = None
 
 
 def _say(message: str) -> None:
@@ -74,72 +62,6 @@ async def _preload(kafka: KafkaSettings, count: int) -> float:
     finally:
         await publisher.stop()
     return count / (time.perf_counter() - started)
-
-
-async def _pass_through(
-    kafka: KafkaSettings, count: int, *, batched: bool, broker_pid: int
-) -> StageResult:
-    """Consume the upstream topics and re-publish every value unchanged, committing per batch."""
-    upstream = [kafka.topic_name(spec) for spec in UPSTREAM_TOPIC_BY_TYPE.values()]
-    sink = kafka.topic_name(CANONICAL_EVENTS) + (".batched" if batched else ".plain")
-    await ensure_topics(kafka, [_sink_spec(sink)])
-    consumer = AIOKafkaConsumer(
-        *upstream,
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"bench-pass-through-{'batched' if batched else 'plain'}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    publisher = BatchPublisher(kafka, service="bench-pass-through")
-    await consumer.start()
-    await producer.start()
-    await publisher.start()
-    done, first, last = 0, 0.0, 0.0
-    cpu_at_first = broker_cpu_at_first = 0.0
-    try:
-        while done < count:
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=FETCH_RECORDS)
-            records = [record for batch in fetched.values() for record in batch]
-            if not records:
-                continue
-            if not first:
-                first = time.perf_counter()
-                cpu_at_first, broker_cpu_at_first = time.process_time(), cpu_seconds(broker_pid)
-            if batched:
-                await publisher.publish([OutboundRecord(sink, r.key, r.value) for r in records])
-            else:
-                futures = [await producer.send(sink, r.value, key=r.key) for r in records]
-                await asyncio.gather(*futures)
-            await consumer.commit()
-            done += len(records)
-            last = time.perf_counter()
-        cpu, broker_cpu = time.process_time() - cpu_at_first, cpu_seconds(broker_pid)
-    finally:
-        await publisher.stop()
-        await producer.stop()
-        await consumer.stop()
-    name = "pass-through, batched send" if batched else "pass-through, send() per record"
-    return StageResult(
-        name,
-        done,
-        last - first,
-        done / (last - first),
-        cpu_s=round(cpu, 2),
-        broker_cpu_s=round(broker_cpu - broker_cpu_at_first, 2),
-    )
-
-
-def _sink_spec(name: str) -> TopicSpec:
-    return TopicSpec(
-        name=name[len(PREFIX) :],
-        key="-",
-        value=bytes,
-        producer="bench",
-        consumers=(),
-        description="benchmark sink",
-    )
 
 
 def _received(metrics_text: str) -> int:
@@ -233,7 +155,7 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         for batched in (False, True):
             _say("measuring " + ("batched" if batched else "plain") + " pass-through")
             stages.append(
-                await _pass_through(kafka, count, batched=batched, broker_pid=broker.pid or 0)
+                await pass_through(kafka, count, batched=batched, broker_pid=broker.pid or 0)
             )
             _say(f"  {stages[-1].events_per_s:,.0f} events/s")
         for replicas in (1, 2):

@@ -1,0 +1,429 @@
+"""``make bench``: the whole pipeline (ingest → metrics → alerts) on the embedded broker.
+
+One run, in this order, on one embedded broker:
+
+1. **Burst.** The three services run as separate processes. The upstream stream (default
+   200,000 messages of the three types with corrections, exact re-sends and 2% invalid) is
+   published as fast as the producer goes; ``/metrics`` of every service is sampled every
+   100 ms. Each stage's rate is taken from its own counter between its first and its last
+   move; the pipeline's rate from the first publish to the last event folded by metrics.
+2. **Latency.** New valid events at a steady rate (default 1,000/s for 30 s): each event's
+   time from its upstream publish to the first ``/metrics`` scrape of metrics (every 10 ms)
+   whose folded-event count includes it.
+3. **Metrics alone.** A fresh metrics process replays the whole canonical topic: its capacity
+   when ingest does not pace it.
+4. **Ceiling.** A bare aiokafka loop consumes the same upstream messages and re-publishes them
+   unchanged (no decoding, no work): each stage's rate is given as a ratio to it.
+
+Peak resident memory (``VmHWM``) is read for each service at the end. Writes
+``docs/benchmarks.md``, ``docs/benchmarks.json`` and ``docs/benchmarks.png``. Figures are
+recorded, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from asyncio.subprocess import Process
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.events import pipeline_stream, valid_events
+from benchmarks.machine import describe
+from benchmarks.pass_through import pass_through
+from benchmarks.pipeline_report import percentiles, plot, render_markdown
+from benchmarks.process_stats import cpu_seconds, peak_rss_mib
+from benchmarks.service_process import counter_total, spawn, stop
+from contracts.events import EventType
+from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
+from services.common.config import KafkaSettings
+from services.common.embedded_broker import EmbeddedBroker, free_port
+from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.topics import ensure_topics
+
+PREFIX = "bench."
+SERVICES = ("ingest", "metrics", "alerts")
+SAMPLE_EVERY_S = 0.1
+LATENCY_POLL_S = 0.01
+PUBLISH_CHUNK = 2000
+GIVE_UP_AFTER_S = 1800
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class Running:
+    """The three service processes of the run and a client for each one's HTTP port."""
+
+    processes: dict[str, Process]
+    clients: dict[str, httpx.AsyncClient]
+    log_dir: Path
+
+    async def scrape(self, service: str) -> str:
+        if self.processes[service].returncode is not None:
+            raise RuntimeError(
+                f"{service} exited with {self.processes[service].returncode}; "
+                f"see {self.log_dir / service}.log"
+            )
+        return (await self.clients[service].get("/metrics")).text
+
+
+@dataclass
+class Sample:
+    """Counters of the three services at one moment of the burst (seconds since the start)."""
+
+    at_s: float
+    published: int
+    ingested: int
+    folded: int
+    snapshots_to_alerts: int
+
+
+@dataclass
+class Burst:
+    samples: list[Sample] = field(default_factory=list)
+    published_at_s: float = 0.0
+
+
+def _records(
+    kafka: KafkaSettings, messages: Sequence[tuple[EventType, bytes]]
+) -> list[OutboundRecord]:
+    return [
+        OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type]), None, value)
+        for event_type, value in messages
+    ]
+
+
+async def _start_services(kafka: KafkaSettings, log_dir: Path) -> Running:
+    processes: dict[str, Process] = {}
+    clients: dict[str, httpx.AsyncClient] = {}
+    for service in SERVICES:
+        port = free_port()
+        processes[service] = await spawn(
+            service,
+            kafka,
+            {"HTTP_PORT": str(port), "LOG_FORMAT": "text"},
+            log_dir / f"{service}.log",
+        )
+        clients[service] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    running = Running(processes, clients, log_dir)
+    for service in SERVICES:
+        await _until_ready(running, service)
+    return running
+
+
+async def _until_ready(running: Running, service: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if running.processes[service].returncode is not None:
+            raise RuntimeError(f"{service} exited; see {running.log_dir / service}.log")
+        try:
+            if (await running.clients[service].get("/readyz")).status_code == 200:
+                _say(f"  {service} ready")
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{service} not ready after 120 s; see {running.log_dir / service}.log")
+
+
+async def _counters(running: Running) -> tuple[int, int, int, int]:
+    """(ingest received, ingest accepted, metrics folded, alerts KPI snapshots consumed)."""
+    ingest = await running.scrape("ingest")
+    folded = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
+    snapshots = counter_total(await running.scrape("alerts"), "roadmap_alerts_kpi_snapshots")
+    return (
+        counter_total(ingest, "roadmap_ingest_events_received"),
+        counter_total(ingest, "roadmap_ingest_events_accepted"),
+        folded,
+        snapshots,
+    )
+
+
+async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -> dict[str, Any]:
+    _say(f"generating {count:,} upstream messages (seed {seed})")
+    stream = pipeline_stream(count, seed=seed)
+    _say("  " + ", ".join(f"{kind} {n:,}" for kind, n in stream.kinds.items()))
+    records = _records(kafka, stream.messages)
+    publisher = BatchPublisher(kafka, service="bench-upstream")
+    await publisher.start()
+    result = Burst(samples=[Sample(0.0, 0, 0, 0, 0)])
+    published = 0
+    start = time.perf_counter()
+
+    async def publish() -> None:
+        nonlocal published
+        for i in range(0, len(records), PUBLISH_CHUNK):
+            chunk = records[i : i + PUBLISH_CHUNK]
+            await publisher.publish(chunk)
+            published += len(chunk)
+        result.published_at_s = time.perf_counter() - start
+
+    _say("burst: publishing upstream while sampling every service's /metrics")
+    producer = asyncio.create_task(publish())
+    next_report = count // 10
+    try:
+        while True:
+            received, accepted, folded, snapshots = await _counters(running)
+            result.samples.append(
+                Sample(time.perf_counter() - start, published, received, folded, snapshots)
+            )
+            if received >= next_report:
+                _say(f"  published {published:,}, ingest {received:,}, metrics folded {folded:,}")
+                next_report += count // 10
+            if received >= count and folded >= accepted and producer.done():
+                break
+            if time.perf_counter() - start > GIVE_UP_AFTER_S:
+                raise RuntimeError(f"pipeline did not drain in {GIVE_UP_AFTER_S} s")
+            await asyncio.sleep(SAMPLE_EVERY_S)
+        await producer
+        # alerts follows metrics' KPI snapshots: wait until it has taken the last one
+        metrics_snapshots = counter_total(
+            await running.scrape("metrics"), "roadmap_metrics_kpi_snapshots"
+        )
+        while result.samples[-1].snapshots_to_alerts < metrics_snapshots:
+            await asyncio.sleep(SAMPLE_EVERY_S)
+            *_, snapshots = await _counters(running)
+            result.samples.append(
+                Sample(time.perf_counter() - start, published, received, folded, snapshots)
+            )
+    finally:
+        await publisher.stop()
+    return _burst_figures(result, stream.kinds, count, accepted)
+
+
+def _first_and_last_move(samples: list[Sample], value: str) -> tuple[Sample, Sample]:
+    first = next((s for s in samples if getattr(s, value) > 0), samples[-1])
+    final = getattr(samples[-1], value)
+    last = next(s for s in samples if getattr(s, value) >= final)
+    return first, last
+
+
+def _rate(samples: list[Sample], value: str) -> tuple[int, float]:
+    first, last = _first_and_last_move(samples, value)
+    moved = getattr(last, value) - getattr(first, value)
+    seconds = max(last.at_s - first.at_s, SAMPLE_EVERY_S)
+    return getattr(last, value), moved / seconds
+
+
+def _burst_figures(
+    result: Burst, kinds: dict[str, int], count: int, accepted: int
+) -> dict[str, Any]:
+    samples = result.samples
+    ingested, ingest_rate = _rate(samples, "ingested")
+    folded, metrics_rate = _rate(samples, "folded")
+    _, metrics_done = _first_and_last_move(samples, "folded")
+    snapshots, _ = _rate(samples, "snapshots_to_alerts")
+    _, alerts_done = _first_and_last_move(samples, "snapshots_to_alerts")
+    return {
+        "messages": count,
+        "kinds": kinds,
+        "canonical_events": accepted,
+        "publish_events_per_s": round(count / result.published_at_s),
+        "ingest_events_per_s": round(ingest_rate),
+        "metrics_events_per_s": round(metrics_rate),
+        "pipeline_events_per_s": round(count / metrics_done.at_s),
+        "pipeline_seconds": round(metrics_done.at_s, 1),
+        "alerts_kpi_snapshots": snapshots,
+        "alerts_done_after_metrics_s": round(alerts_done.at_s - metrics_done.at_s, 2),
+        "ingested": ingested,
+        "folded": folded,
+        "samples": [
+            [round(s.at_s, 2), s.published, s.ingested, s.folded, s.snapshots_to_alerts]
+            for s in samples
+        ],
+    }
+
+
+async def latency(
+    kafka: KafkaSettings, running: Running, *, rate: int, seconds: int
+) -> dict[str, Any]:
+    """Publish ``rate`` new valid events/s in 10 ms ticks; each one's delay until a scrape of
+    metrics shows it folded."""
+    total = rate * seconds
+    messages = [
+        (event_type, value.replace(b'"bench-', b'"late-').replace(b'"S0', b'"L0'))
+        for event_type, value in valid_events(total, seed=4242)
+    ]
+    records = _records(kafka, messages)
+    already = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
+    publisher = BatchPublisher(kafka, service="bench-latency")
+    await publisher.start()
+    sent_at: list[float] = []
+    per_tick = max(1, rate // 100)
+    _say(f"latency: {total:,} new events at {rate:,}/s, upstream publish to metrics' /metrics")
+
+    async def produce() -> None:
+        start = time.perf_counter()
+        for tick, i in enumerate(range(0, total, per_tick)):
+            await asyncio.sleep(max(0.0, start + tick * 0.01 - time.perf_counter()))
+            chunk = records[i : i + per_tick]
+            now = time.perf_counter()
+            sent_at.extend([now] * len(chunk))
+            await publisher.publish(chunk)
+
+    producer = asyncio.create_task(produce())
+    visible: list[float] = []
+    deadline = time.monotonic() + seconds + 300
+    try:
+        while len(visible) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(visible):,} of {total:,} latency events arrived")
+            text = await running.scrape("metrics")
+            folded = counter_total(text, "roadmap_metrics_events") - already
+            now = time.perf_counter()
+            while len(visible) < min(folded, len(sent_at)):
+                visible.append(now)
+            await asyncio.sleep(LATENCY_POLL_S)
+        await producer
+    finally:
+        await publisher.stop()
+    delays = [seen - sent for seen, sent in zip(visible, sent_at, strict=True)]
+    return {"rate_per_s": rate, "events": total, **percentiles(delays), "delays_s": delays}
+
+
+async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> dict[str, Any]:
+    """A second metrics process, in its own group, replays the canonical topic from the start."""
+    port = free_port()
+    process = await spawn(
+        "metrics",
+        kafka,
+        {"HTTP_PORT": str(port), "GROUP_ID": "bench-metrics-alone", "LOG_FORMAT": "text"},
+        log_dir / "metrics-alone.log",
+    )
+    _say(f"metrics alone: replaying {canonical:,} canonical events")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            first = last = 0.0
+            first_count = folded = 0
+            deadline = time.monotonic() + GIVE_UP_AFTER_S
+            while folded < canonical:
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"metrics replay failed; see {log_dir}/metrics-alone.log")
+                try:
+                    folded = counter_total(
+                        (await client.get("/metrics")).text, "roadmap_metrics_events"
+                    )
+                except httpx.HTTPError:
+                    folded = 0
+                now = time.perf_counter()
+                if folded and not first:
+                    first, first_count = now, folded
+                last = now
+                await asyncio.sleep(SAMPLE_EVERY_S)
+            cpu = cpu_seconds(process.pid)
+            rss = peak_rss_mib(process.pid)
+    finally:
+        await stop(process)
+    rate = (folded - first_count) / max(last - first, SAMPLE_EVERY_S)
+    _say(f"  {rate:,.0f} events/s")
+    return {
+        "events": folded,
+        "events_per_s": round(rate),
+        "cpu_s": round(cpu, 1),
+        "peak_rss_mib": rss,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    machine = describe()
+    _say(
+        f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
+        f"Python {machine['python']}, aiokafka {machine['aiokafka']}, FastStream "
+        f"{machine['faststream']}, pydantic {machine['pydantic']}, broker {machine['broker']}"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch,
+        EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
+    ):
+        log_dir = Path(scratch)
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=PREFIX)
+        await ensure_topics(kafka, TOPICS)
+        _say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
+        running = await _start_services(kafka, log_dir)
+        try:
+            burst_figures = await burst(kafka, running, args.events, args.seed)
+            latency_figures = await latency(
+                kafka, running, rate=args.latency_rate, seconds=args.latency_seconds
+            )
+            memory = {service: peak_rss_mib(p.pid) for service, p in running.processes.items()}
+            memory["broker"] = peak_rss_mib(broker.pid or 0)
+        finally:
+            for client in running.clients.values():
+                await client.aclose()
+            for process in running.processes.values():
+                await stop(process)
+        alone = await metrics_alone(
+            kafka, burst_figures["canonical_events"] + latency_figures["events"], log_dir
+        )
+        _say(f"ceiling: bare aiokafka pass-through of {args.events:,} upstream messages")
+        ceiling = await pass_through(
+            kafka, args.events, batched=False, broker_pid=broker.pid or 0, group="bench-pipeline"
+        )
+        _say(f"  {ceiling.events_per_s:,.0f} events/s")
+    stage_rates = {
+        "ingest": burst_figures["ingest_events_per_s"],
+        "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
+        "metrics (alone, replaying)": alone["events_per_s"],
+        "whole pipeline": burst_figures["pipeline_events_per_s"],
+    }
+    return {
+        "benchmark": "pipeline",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": f"make bench EVENTS={args.events}",
+        "machine": machine,
+        "burst": burst_figures,
+        "latency": latency_figures,
+        "metrics_alone": alone,
+        "ceiling": {
+            "name": "bare aiokafka pass-through (send() per record, commit per fetch)",
+            "events_per_s": round(ceiling.events_per_s),
+        },
+        "ratio_to_ceiling": {
+            stage: round(rate / ceiling.events_per_s, 2) for stage, rate in stage_rates.items()
+        },
+        "peak_rss_mib": memory,
+    }
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    """``benchmarks.json`` (without the raw series), ``benchmarks.md`` and ``benchmarks.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot(result, out / "benchmarks.png")
+    summary = json.loads(json.dumps(result))
+    summary["burst"].pop("samples")
+    summary["latency"].pop("delays_s")
+    (out / "benchmarks.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / "benchmarks.md").write_text(render_markdown(summary), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="upstream messages")
+    parser.add_argument("--seed", type=int, default=2029)
+    parser.add_argument("--latency-rate", type=int, default=1000, help="events/s")
+    parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    if args.events < 1000:
+        parser.error("--events must be at least 1000")
+    result = asyncio.run(run(args))
+    write(result, args.out)
+    _say(f"wrote {args.out / 'benchmarks.md'}, benchmarks.json and benchmarks.png")
+    _say(render_markdown(json.loads((args.out / "benchmarks.json").read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

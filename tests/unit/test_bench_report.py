@@ -1,0 +1,113 @@
+"""The whole-pipeline benchmark's report: percentiles, the Markdown page, the plot."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.events import pipeline_stream
+from benchmarks.pipeline_report import percentiles, plot, render_markdown
+from contracts.codec import Accepted, decode_event
+
+
+def test_percentiles_of_zero_to_a_thousand_milliseconds() -> None:
+    """1,001 delays 0, 1, ..., 1000 ms in any order: the k-th percentile is k * 10 ms."""
+    delays = [ms / 1000 for ms in range(1001)]
+    random.Random(3).shuffle(delays)
+    assert percentiles(delays) == {
+        "p50_ms": 500.0,
+        "p95_ms": 950.0,
+        "p99_ms": 990.0,
+        "max_ms": 1000.0,
+    }
+
+
+def test_percentiles_need_two_samples() -> None:
+    with pytest.raises(ValueError, match="at least two"):
+        percentiles([0.1])
+
+
+def _result() -> dict[str, Any]:
+    return {
+        "recorded_at": "2026-11-28T00:00:00Z",
+        "command": "make bench EVENTS=1000",
+        "machine": {
+            "cores": 2,
+            "memory_gib": 23.5,
+            "cpu": "Test CPU",
+            "python": "3.11.7",
+            "aiokafka": "0.14.0",
+            "aiokafka_c_extension": True,
+            "faststream": "0.7.8",
+            "pydantic": "2.14.4",
+            "broker": "tansu 0.6.0",
+        },
+        "burst": {
+            "messages": 1000,
+            "kinds": {"new": 900, "correction": 50, "duplicate": 30, "invalid": 20},
+            "canonical_events": 950,
+            "publish_events_per_s": 50_000,
+            "ingest_events_per_s": 12_345,
+            "metrics_events_per_s": 11_111,
+            "pipeline_events_per_s": 9_876,
+            "pipeline_seconds": 0.1,
+            "alerts_kpi_snapshots": 7,
+            "alerts_done_after_metrics_s": 0.4,
+            "samples": [[0.0, 0, 0, 0, 0], [0.1, 1000, 1000, 950, 7]],
+        },
+        "latency": {
+            "rate_per_s": 1000,
+            "events": 3,
+            "p50_ms": 80.0,
+            "p95_ms": 120.0,
+            "p99_ms": 150.0,
+            "max_ms": 151.0,
+            "delays_s": [0.08, 0.12, 0.151],
+        },
+        "metrics_alone": {"events": 950, "events_per_s": 20_000, "peak_rss_mib": 64.2},
+        "ceiling": {"name": "bare pass-through", "events_per_s": 40_000},
+        "ratio_to_ceiling": {
+            "ingest": 0.31,
+            "metrics (in the pipeline)": 0.28,
+            "metrics (alone, replaying)": 0.5,
+            "whole pipeline": 0.25,
+        },
+        "peak_rss_mib": {"ingest": 66.0, "metrics": 60.4, "alerts": 64.0, "broker": 32.0},
+    }
+
+
+def test_the_page_carries_every_figure_and_the_machine() -> None:
+    page = render_markdown(_result())
+    for figure in (
+        "2 cores, 23.5 GiB, Test CPU",
+        "tansu 0.6.0",
+        "| ingest (validate, dedup, publish canonical/DLQ, commit) | 12,345 | 0.31 |",
+        "| metrics, alone (replaying the canonical topic) | 20,000 | 0.5 |",
+        "| whole pipeline (first publish to last event folded) | 9,876 | 0.25 |",
+        "| ceiling: bare pass-through | 40,000 | 1.0 |",
+        "| 80.0 ms | 120.0 ms | 150.0 ms | 151.0 ms |",
+        "| metrics | 60 |",
+        "900 new, 50 correction, 30 duplicate, 20 invalid",
+        "`make bench EVENTS=1000`",
+    ):
+        assert figure in page, figure
+
+
+def test_the_plot_is_a_png(tmp_path: Path) -> None:
+    path = tmp_path / "plot.png"
+    plot(_result(), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_stream_has_its_kinds_in_the_asked_shares_and_rejects_only_the_invalid() -> None:
+    stream = pipeline_stream(5000, seed=1)
+    assert len(stream.messages) == 5000
+    assert sum(stream.kinds.values()) == 5000
+    assert 60 <= stream.kinds["invalid"] <= 140  # 2% of 5,000, give or take
+    assert stream.kinds["duplicate"] > 0
+    assert stream.kinds["correction"] > 0
+    rejected = sum(not isinstance(decode_event(value), Accepted) for _, value in stream.messages)
+    assert rejected == stream.kinds["invalid"]
