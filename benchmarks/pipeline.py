@@ -188,19 +188,36 @@ async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -
                 raise RuntimeError(f"pipeline did not drain in {GIVE_UP_AFTER_S} s")
             await asyncio.sleep(SAMPLE_EVERY_S)
         await producer
-        # alerts follows metrics' KPI snapshots: wait until it has taken the last one
-        metrics_snapshots = counter_total(
-            await running.scrape("metrics"), "roadmap_metrics_kpi_snapshots"
-        )
-        while result.samples[-1].snapshots_to_alerts < metrics_snapshots:
-            await asyncio.sleep(SAMPLE_EVERY_S)
-            *_, snapshots = await _counters(running)
-            result.samples.append(
-                Sample(time.perf_counter() - start, published, received, folded, snapshots)
-            )
+        await _until_alerts_has_every_snapshot(running, result, start)
     finally:
         await publisher.stop()
     return _burst_figures(result, stream.kinds, count, accepted)
+
+
+SNAPSHOTS_SETTLED_S = 3.0
+
+
+async def _until_alerts_has_every_snapshot(running: Running, result: Burst, start: float) -> None:
+    """Alerts follows metrics' KPI snapshots, which come at most once a second per indicator:
+    wait until metrics has published nothing new for a while and alerts has taken all of it."""
+    last = result.samples[-1]
+    published, changed = -1, time.perf_counter()
+    while True:
+        now_published = counter_total(
+            await running.scrape("metrics"), "roadmap_metrics_kpi_snapshots"
+        )
+        taken = counter_total(await running.scrape("alerts"), "roadmap_alerts_kpi_snapshots")
+        now = time.perf_counter()
+        if now_published != published:
+            published, changed = now_published, now
+        result.samples.append(
+            Sample(now - start, last.published, last.ingested, last.folded, taken)
+        )
+        if taken >= published and now - changed >= SNAPSHOTS_SETTLED_S:
+            return
+        if now - start > GIVE_UP_AFTER_S:
+            raise RuntimeError(f"alerts took {taken} of {published} KPI snapshots")
+        await asyncio.sleep(SAMPLE_EVERY_S)
 
 
 def _first_and_last_move(samples: list[Sample], value: str) -> tuple[Sample, Sample]:
