@@ -6,7 +6,6 @@ the lines are printed together at the end of the run, so the log reads as a repo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,9 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def fault_report(request: pytest.FixtureRequest) -> Iterator[FaultReport]:
-    lines = _reports.setdefault(request.node.nodeid, [])
-    yield FaultReport(lines)
+def fault_report(request: pytest.FixtureRequest) -> FaultReport:
+    return FaultReport(_reports.setdefault(request.node.nodeid, []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
