@@ -19,6 +19,9 @@ DLQ_HEADER_SOURCE_OFFSET = "x-roadmap-source-offset"
 DLQ_MAX_ORIGINAL_BYTES = 512 * 1024
 """Original bytes kept in a DLQ record; beyond this they are cut, so the record always fits
 under a broker's default 1 MB message limit even after base64."""
+DLQ_MAX_KEY_BYTES = 1024
+"""A DLQ message is keyed by the original key; a longer key is replaced by ``sha256:<hex>`` of
+it (same key, same digest, same partition), so key and value together stay under 1 MB."""
 
 
 class DlqRecord(Contract):

@@ -108,7 +108,7 @@ CANONICAL_EVENTS = TopicSpec(
 )
 DEAD_LETTERS = TopicSpec(
     name="roadmap.events.dlq",
-    key="the original message's key",
+    key="the original message's key (sha256:<hex> of it when over DLQ_MAX_KEY_BYTES, 1 KiB)",
     value=DlqRecord,
     producer=INGEST,
     consumers=(ALERTS,),

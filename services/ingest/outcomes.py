@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 
 from contracts.records import (
@@ -10,6 +11,7 @@ from contracts.records import (
     DLQ_HEADER_SOURCE_OFFSET,
     DLQ_HEADER_SOURCE_PARTITION,
     DLQ_HEADER_SOURCE_TOPIC,
+    DLQ_MAX_KEY_BYTES,
     DLQ_MAX_ORIGINAL_BYTES,
     DlqRecord,
 )
@@ -40,6 +42,13 @@ def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
     )
 
 
+def dlq_key(key: bytes | None) -> bytes | None:
+    """The DLQ message's key: the original key, or its SHA-256 when it is over the limit."""
+    if key is None or len(key) <= DLQ_MAX_KEY_BYTES:
+        return key
+    return b"sha256:" + hashlib.sha256(key).hexdigest().encode("ascii")
+
+
 def dlq_record(outcome: DeadLetter, *, topic: str, now: datetime) -> OutboundRecord:
     """The DLQ message: the JSON record as value, the essentials again as headers."""
     source = outcome.source
@@ -52,4 +61,4 @@ def dlq_record(outcome: DeadLetter, *, topic: str, now: datetime) -> OutboundRec
     if source.offset is not None:
         headers.append((DLQ_HEADER_SOURCE_OFFSET, str(source.offset).encode()))
     value = dlq_value(outcome, now=now).model_dump_json().encode("utf-8")
-    return OutboundRecord(topic, source.key, value, tuple(headers))
+    return OutboundRecord(topic, dlq_key(source.key), value, tuple(headers))

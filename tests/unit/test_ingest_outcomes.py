@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -16,6 +17,7 @@ from contracts.records import (
     DLQ_HEADER_SOURCE_OFFSET,
     DLQ_HEADER_SOURCE_PARTITION,
     DLQ_HEADER_SOURCE_TOPIC,
+    DLQ_MAX_KEY_BYTES,
     DLQ_MAX_ORIGINAL_BYTES,
     DlqRecord,
 )
@@ -98,6 +100,23 @@ def test_dlq_record_goes_to_the_dlq_topic_with_the_source_key() -> None:
     record = dlq_record(_dead_letter(NEGATIVE_TONNES, key=b"k-77"), topic=DLQ_TOPIC, now=NOW)
     assert record.topic == DLQ_TOPIC
     assert record.key == b"k-77"
+
+
+def test_dlq_record_keeps_a_key_at_the_limit() -> None:
+    key = b"k" * DLQ_MAX_KEY_BYTES
+    assert dlq_record(_dead_letter(b"{}", key=key), topic=DLQ_TOPIC, now=NOW).key == key
+
+
+def test_dlq_record_of_a_huge_key_and_value_fits_a_default_broker_limit() -> None:
+    """A 400 KiB key with a value over the cut: the key becomes its SHA-256 (the same for the
+    same key) and key plus value stay under Kafka's default 1,048,588-byte message limit."""
+    key = bytes(range(256)) * 1600
+    original = b"\xff" * (DLQ_MAX_ORIGINAL_BYTES + 8 * 1024)
+    record = dlq_record(_dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW)
+    again = dlq_record(_dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW)
+    assert record.key == b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+    assert again.key == record.key
+    assert len(record.key or b"") + len(record.value) < 1_048_588
 
 
 def test_dlq_record_without_a_source_key_has_no_key() -> None:
