@@ -105,7 +105,7 @@ class Evaluator:
         self.board = IndicatorBoard(roadmap)
         self.window = PipelineWindow(alerts_file.pipeline.window)
         self._consumer: AIOKafkaConsumer | None = None
-        self._kpi_read: _ReadTo | None = None
+        self._start_read: _ReadTo | None = None
         self._recovered = False
         self._caught_up = False
         self._task: asyncio.Task[None] | None = None
@@ -191,13 +191,16 @@ class Evaluator:
     async def _follow_from(
         self, consumer: AIOKafkaConsumer, kpi: list[TopicPartition], counted: list[TopicPartition]
     ) -> None:
-        """Read KPI snapshots from the beginning and the counted topics from near their end."""
+        """Read KPI snapshots from the beginning and the counted topics from near their end.
+
+        Evaluation waits until both are read to where they ended at start-up: a DLQ share taken
+        while the (small) DLQ is counted but the canonical look-back is not would be too high."""
         consumer.assign(kpi + counted)
         await consumer.seek_to_beginning(*kpi)
         ends = await consumer.end_offsets(kpi + counted)
         for tp in counted:
             consumer.seek(tp, max(0, ends[tp] - self._settings.pipeline_lookback))
-        self._kpi_read = _ReadTo(consumer, {tp: ends[tp] for tp in kpi})
+        self._start_read = _ReadTo(consumer, {tp: ends[tp] for tp in kpi + counted})
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alerts-evaluator")
@@ -234,13 +237,14 @@ class Evaluator:
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
         fresh = self._take(batches)
         if not self._caught_up:
-            assert self._kpi_read is not None
-            left = await self._kpi_read.remaining()
+            assert self._start_read is not None
+            left = await self._start_read.remaining()
             if left != 0:
                 return
             self._caught_up = True
             log.info(
-                "KPI snapshots read; evaluating", extra={"indicators": len(self.board.views())}
+                "KPI snapshots and the pipeline look-back read; evaluating",
+                extra={"indicators": len(self.board.views())},
             )
             fresh = True
         wall = self._wall_clock()
@@ -344,9 +348,9 @@ class Evaluator:
         if not self._recovered:
             return CheckResult(False, "reading the alerts topic to recover alert state")
         if not self._caught_up:
-            left = await self._kpi_read.remaining() if self._kpi_read else None
+            left = await self._start_read.remaining() if self._start_read else None
             detail = "waiting for the first fetch" if left is None else f"{left} records to go"
-            return CheckResult(False, f"reading KPI snapshots: {detail}")
+            return CheckResult(False, f"reading KPI snapshots and the pipeline look-back: {detail}")
         task = self._task
         if task is None or task.done():
             return CheckResult(False, "the evaluation loop is not running")
