@@ -44,7 +44,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         _machine_line(summary["machine"]),
         "",
         f"Stream: {burst['messages']:,} upstream messages ({kinds}); "
-        f"{burst['canonical_events']:,} reached the canonical topic.",
+        f"{burst['canonical_events']:,} reached the canonical topic (new events and corrections, "
+        "and the few re-sends of an event older than ingest's dedup window of 100,000 ids, "
+        "which ingest publishes again by design; metrics' fold absorbs them).",
         "",
         "![throughput and latency](benchmarks.png)",
         "",
