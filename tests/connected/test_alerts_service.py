@@ -67,13 +67,13 @@ from tests.support.alerts_stack import (
     scrape,
     series,
     snapshot,
-    until,
     until_states,
     write_alerts_file,
 )
 from tests.support.kafka import RealBroker, unique_name
 from tests.support.receiver import Answer, Received, RecordingReceiver, always
 from tests.support.services import running_app, spawn_service, wait_ready
+from tests.support.waiting import until
 
 T0 = datetime(2027, 7, 1, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)

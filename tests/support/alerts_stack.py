@@ -10,9 +10,8 @@ target with fresh data, so nothing alerts unless a test moves an indicator behin
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +31,7 @@ from services.common.config import KafkaSettings
 from services.metrics.snapshots import snapshot_key
 from tests.support.kafka import read_topic
 from tests.support.services import REPO
+from tests.support.waiting import until
 
 T = TypeVar("T")
 
@@ -197,25 +197,6 @@ async def alerts_view(base_url: str) -> list[AlertTransition]:
         response = await client.get("/v1/alerts")
         response.raise_for_status()
     return [AlertTransition.model_validate(a) for a in response.json()["alerts"]]
-
-
-async def until(
-    what: str,
-    probe: Callable[[], Awaitable[T]],
-    predicate: Callable[[T], bool],
-    *,
-    timeout: float = 60.0,
-    interval: float = 0.25,
-) -> T:
-    """Await ``probe()`` until ``predicate`` holds on its answer; return that answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await probe()
-        if predicate(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached in {timeout}s; last: {answer!r}")
-        await asyncio.sleep(interval)
 
 
 async def until_states(

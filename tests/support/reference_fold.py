@@ -623,6 +623,16 @@ SERIES = (
 """The series ``Expected.series`` covers."""
 
 
+def sample_total(text: str, sample: str) -> float:
+    """The sum of every sample called ``sample`` (e.g. ``x_total``) over its label sets."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample
+    )
+
+
 def observed_series(texts: Iterable[str], names: Sequence[str] = SERIES) -> dict[str, float]:
     """The non-zero ``names`` series of one or more /metrics answers, summed over them, keyed
     like ``Expected.series``."""

@@ -56,9 +56,10 @@ from contracts.topics import ALERT_TRANSITIONS
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from tests.connected.faults.conftest import FaultReport
-from tests.support.alerts_stack import ROADMAP_ID, Samples, scrape, series, until
+from tests.support.alerts_stack import ROADMAP_ID, Samples, scrape, series
 from tests.support.kafka import RealBroker, unique_name
 from tests.support.services import spawn_service, wait_ready
+from tests.support.waiting import until
 
 ALERTS = 500
 NOTIFICATIONS = ALERTS * 3

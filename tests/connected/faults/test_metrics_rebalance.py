@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.roadmap.loader import load_roadmap
 from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
@@ -43,10 +43,12 @@ from tests.support.reference_fold import (
     fault_stream,
     observed_series,
     reference_fold,
+    sample_total,
 )
 from tests.support.roadmap_events import publish_canonical
 from tests.support.services import REPO, spawn_service, wait_ready
 from tests.support.streams import Fate, Upstream
+from tests.support.waiting import until
 
 T = TypeVar("T")
 
@@ -91,31 +93,7 @@ class Replica:
         return False
 
 
-def _total(text: str, sample: str) -> float:
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == sample
-    )
-
-
-async def _until(
-    what: str,
-    probe: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    *,
-    timeout: float = TIMEOUT,
-    interval: float = 1.0,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await probe()
-        if done(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout:.0f}s; last: {answer!r}"[:2000])
-        await asyncio.sleep(interval)
+_wait = functools.partial(until, timeout=TIMEOUT, interval=1.0)
 
 
 @dataclass(frozen=True)
@@ -133,8 +111,8 @@ async def _look(replicas: Sequence[Replica]) -> Look:
     texts = [await r.scrape() for r in replicas]
     return Look(
         ready=ready,
-        owned=[int(_total(t, "roadmap_metrics_partitions_owned")) for t in texts],
-        replaying=int(sum(_total(t, "roadmap_metrics_partitions_replaying") for t in texts)),
+        owned=[int(sample_total(t, "roadmap_metrics_partitions_owned")) for t in texts],
+        replaying=int(sum(sample_total(t, "roadmap_metrics_partitions_replaying") for t in texts)),
         texts=texts,
     )
 
@@ -207,8 +185,8 @@ async def test_survivor_of_a_sigkilled_replica_takes_over_with_exact_totals(
         def split_and_whole(look: Look) -> bool:
             return _settled(look) and observed_series(look.texts, ADDITIVE) == want_first
 
-        with contextlib.suppress(AssertionError):
-            await _until("two replicas adding up", lambda: _look(replicas), split_and_whole)
+        with contextlib.suppress(TimeoutError):
+            await _wait("two replicas adding up", lambda: _look(replicas), split_and_whole)
         split = await _look(replicas)
         split_s = time.monotonic() - started
         summed_first = observed_series(split.texts, ADDITIVE)
@@ -229,7 +207,7 @@ async def test_survivor_of_a_sigkilled_replica_takes_over_with_exact_totals(
             assert not feeding.done() or feeding.exception() is None
             return progress[0]
 
-        await _until("chunks before the kill", chunks_done, lambda n: n >= kill_after)
+        await _wait("chunks before the kill", chunks_done, lambda n: n >= kill_after)
         victim, survivor = replicas[victim_index], replicas[1 - victim_index]
         victim_owned = split.owned[victim_index]
         os.kill(victim.process.pid, signal.SIGKILL)
@@ -243,7 +221,7 @@ async def test_survivor_of_a_sigkilled_replica_takes_over_with_exact_totals(
         fed_s = time.monotonic() - killed_at
 
         # 3. The survivor takes over and holds the whole, exactly.
-        taken = await _until(
+        taken = await _wait(
             "the survivor owning every partition",
             lambda: _look([survivor]),
             lambda look: look.owned == [3],
@@ -257,8 +235,8 @@ async def test_survivor_of_a_sigkilled_replica_takes_over_with_exact_totals(
             last = observed_series(look.texts)
             return look
 
-        with contextlib.suppress(AssertionError):
-            await _until(
+        with contextlib.suppress(TimeoutError):
+            await _wait(
                 "the survivor equal to the reference fold",
                 whole,
                 lambda look: _settled(look) and last == want_all,

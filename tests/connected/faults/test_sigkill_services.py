@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -39,7 +40,6 @@ from typing import TypeAlias, TypeVar
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.records import (
     DLQ_HEADER_SOURCE_OFFSET,
@@ -68,9 +68,11 @@ from tests.support.reference_fold import (
     fault_stream,
     observed_series,
     reference_fold,
+    sample_total,
 )
 from tests.support.services import REPO, spawn_service, wait_ready
 from tests.support.streams import Fate, Published, Upstream, publish
+from tests.support.waiting import until
 
 T = TypeVar("T")
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -82,6 +84,7 @@ PAUSE_S = 1.0
 """The stream is published in chunks with a pause between them, so it flows for half a minute
 or more and every kill lands while messages are still arriving or being processed."""
 TIMEOUT = 300.0
+FOLDED = "roadmap_metrics_events_total"
 ROADMAP = load_roadmap(REPO / "deploy" / "roadmap.yaml")
 ALL_TOPICS = [
     *UPSTREAM_TOPIC_BY_TYPE.values(),
@@ -171,32 +174,7 @@ def _services(
 # Helpers: counters on /metrics, waiting, the canonical topic as it fills.
 
 
-def _total(text: str, sample: str) -> float:
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == sample
-    )
-
-
-async def _until(
-    what: str,
-    probe: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    *,
-    timeout: float = TIMEOUT,
-    interval: float = 0.5,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await probe()
-        if done(answer):
-            return answer
-        if time.monotonic() > deadline:
-            last = f"{len(answer)} items" if isinstance(answer, list) else repr(answer)
-            raise AssertionError(f"{what}: not reached in {timeout:.0f}s; last: {last[:3000]}")
-        await asyncio.sleep(interval)
+_wait = functools.partial(until, timeout=TIMEOUT, interval=0.5)
 
 
 async def _whole_topic(kafka: KafkaSettings, topic: str, want: set[str]) -> list[Record]:
@@ -212,9 +190,9 @@ async def _whole_topic(kafka: KafkaSettings, topic: str, want: set[str]) -> list
     def covers(records: list[Record]) -> bool:
         return want <= {_event_id(r) for r in records}
 
-    first = await _until(f"{topic} covering {len(want)} ids", reader(len(want)), covers, interval=2)
+    first = await _wait(f"{topic} covering {len(want)} ids", reader(len(want)), covers, interval=2)
     await asyncio.sleep(3)
-    return await _until(f"{topic} read again", reader(len(first)), covers, interval=2)
+    return await _wait(f"{topic} read again", reader(len(first)), covers, interval=2)
 
 
 async def _publish_paced(kafka: KafkaSettings, messages: Sequence[Upstream]) -> list[Published]:
@@ -410,17 +388,17 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         feed = asyncio.create_task(_publish_paced(kafka, stream.messages))
 
         # 1. ingest, mid-stream.
-        accepted_text = await _until(
+        accepted_text = await _wait(
             "events accepted before the ingest kill",
             ingest.scrape,
             lambda text: (
-                _total(text, "roadmap_ingest_events_accepted_total") >= points.ingest_accepted
+                sample_total(text, "roadmap_ingest_events_accepted_total") >= points.ingest_accepted
             ),
         )
         status = ingest.sigkill()
         fault_report.injected(
             f"SIGKILL ingest (status {status}) after "
-            f"{_total(accepted_text, 'roadmap_ingest_events_accepted_total'):.0f}+ events "
+            f"{sample_total(accepted_text, 'roadmap_ingest_events_accepted_total'):.0f}+ events "
             f"accepted (drawn: {points.ingest_accepted}), {time.monotonic() - started:.0f}s in"
         )
         ingest.start()
@@ -428,13 +406,15 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         fault_report.saw(f"ingest ready again {time.monotonic() - started:.0f}s in")
 
         # 2. metrics, mid-fold.
-        folded_text = await _until(
+        folded_text = await _wait(
             "metrics folding before its kill",
             metrics.scrape,
-            lambda text: _total(text, "roadmap_metrics_events_total") >= points.metrics_folded,
+            lambda text: (
+                sample_total(text, "roadmap_metrics_events_total") >= points.metrics_folded
+            ),
         )
-        folded = _total(folded_text, "roadmap_metrics_events_total")
-        snapshots_before = _total(await alerts.scrape(), "roadmap_alerts_kpi_snapshots_total")
+        folded = sample_total(folded_text, "roadmap_metrics_events_total")
+        snapshots_before = sample_total(await alerts.scrape(), "roadmap_alerts_kpi_snapshots_total")
         status = metrics.sigkill()
         fault_report.injected(
             f"SIGKILL metrics (status {status}) after {folded:.0f}+ records folded "
@@ -445,11 +425,11 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         fault_report.saw(f"metrics ready again {time.monotonic() - started:.0f}s in")
 
         # 3. alerts, while snapshots arrive.
-        taken = await _until(
+        taken = await _wait(
             "KPI snapshots reaching alerts before its kill",
             alerts.scrape,
             lambda text: (
-                _total(text, "roadmap_alerts_kpi_snapshots_total")
+                sample_total(text, "roadmap_alerts_kpi_snapshots_total")
                 >= snapshots_before + points.alerts_snapshots
             ),
         )
@@ -457,7 +437,7 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         status = alerts.sigkill()
         fault_report.injected(
             f"SIGKILL alerts (status {status}) after "
-            f"{_total(taken, 'roadmap_alerts_kpi_snapshots_total'):.0f}+ KPI snapshots "
+            f"{sample_total(taken, 'roadmap_alerts_kpi_snapshots_total'):.0f}+ KPI snapshots "
             f"({records_at_kill} alert records on the topic), "
             f"{time.monotonic() - started:.0f}s in"
         )
@@ -485,7 +465,7 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
                 timeout=30,
             )
 
-        dlq = await _until(
+        dlq = await _wait(
             "a DLQ record for every rejected message",
             read_dlq,
             lambda records: want_sources <= {_source(r) for r in records},
@@ -500,8 +480,8 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
             last = observed_series([await metrics.scrape()])
             return last
 
-        with contextlib.suppress(AssertionError):
-            await _until("metrics equal to the reference fold", observed, lambda s: s == want)
+        with contextlib.suppress(TimeoutError):
+            await _wait("metrics equal to the reference fold", observed, lambda s: s == want)
         metrics_s = time.monotonic() - started
         final_text = await metrics.scrape()
 
@@ -516,8 +496,8 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
             records = await _alert_records(kafka)
             return _latest(view) == _latest(records)
 
-        with contextlib.suppress(AssertionError):
-            await _until("/v1/alerts = latest alert records", view_and_topic, bool, timeout=90)
+        with contextlib.suppress(TimeoutError):
+            await _wait("/v1/alerts = latest alert records", view_and_topic, bool, timeout=90)
         alerts_text = await alerts.scrape()
         ingest_text = await ingest.scrape()
 
@@ -532,8 +512,7 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         f"metrics /metrics = reference fold over {len(want)} series (7 indicators: "
         + ", ".join(f"{i}={float(v):.6g}" for i, v in expected.values.items() if v is not None)
         + f"; evaluated at {expected.evaluated_at:%Y-%m-%d %H:%M:%S}): {len(diff)} differences; "
-        f"{_total(final_text, 'roadmap_metrics_events_total'):.0f} records folded by the last "
-        "process"
+        f"{sample_total(final_text, FOLDED):.0f} records folded by the last process"
     )
     fault_report.checked(
         f"conservation by source position: in {counts['in']} = canonical {counts['canonical']} "
@@ -548,7 +527,7 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
     fault_report.checked(
         f"alerts: {len(records)} records on the topic, /v1/alerts lists {len(view)} alerts "
         f"({', '.join(open_alerts)}); {len(episodes)} episode problems; "
-        f"{_total(alerts_text, 'roadmap_alerts_kpi_snapshots_total'):.0f} snapshots taken by "
+        f"{sample_total(alerts_text, 'roadmap_alerts_kpi_snapshots_total'):.0f} snapshots taken by "
         f"the last process"
     )
     # the stream's DLQ share (2%) is under the pipeline limit: a restarted alerts service that
@@ -558,9 +537,9 @@ async def test_sigkill_ingest_metrics_alerts_in_turn_keeps_exact_numbers_and_con
         f"no {AlertName.PIPELINE_REJECTING} record after the alerts restart "
         f"(DLQ share {counts['dlq'] / counts['in']:.1%}): {len(pipeline)} records"
     )
-    received = _total(ingest_text, "roadmap_ingest_events_received_total")
+    received = sample_total(ingest_text, "roadmap_ingest_events_received_total")
     outcomes = sum(
-        _total(ingest_text, f"roadmap_ingest_events_{what}_total")
+        sample_total(ingest_text, f"roadmap_ingest_events_{what}_total")
         for what in ("accepted", "rejected", "duplicate")
     )
     fault_report.saw(
