@@ -29,6 +29,7 @@ from benchmarks.machine import describe
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib, rss_mib
 from benchmarks.report import write_table
 from benchmarks.service_process import counter_total, spawn, stop
+from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType, event_adapter
 from contracts.keys import message_key, partition_key
 from contracts.roadmap.loader import load_roadmap
@@ -137,7 +138,7 @@ async def service_rate_and_latency(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             first, done, first_count = await _until_folded(client, process, count)
             cpu = cpu_seconds(process.pid)
-            replay = (count - first_count) / (done - first)
+            replay = (count - first_count) / max(done - first, 0.05)
             _say(f"  replayed at {replay:,.0f} events/s")
             latencies = await _latency(kafka, client, count, rate=rate, seconds=seconds)
     finally:
@@ -167,32 +168,17 @@ async def _latency(
     records = _records(kafka, values)
     publisher = BatchPublisher(kafka, service="bench-latency")
     await publisher.start()
-    sent_at: list[float] = []
-    per_tick = max(1, rate // 100)
     _say(f"measuring latency: {total:,} events at {rate:,}/s")
 
-    async def produce() -> None:
-        start = time.perf_counter()
-        for tick, i in enumerate(range(0, total, per_tick)):
-            await asyncio.sleep(max(0.0, start + tick * 0.01 - time.perf_counter()))
-            chunk = records[i : i + per_tick]
-            now = time.perf_counter()
-            sent_at.extend([now] * len(chunk))
-            await publisher.publish(chunk)
+    async def folded() -> int:
+        return _folded((await client.get("/metrics")).text) - already
 
-    producer = asyncio.create_task(produce())
-    visible: list[float] = []
     try:
-        while len(visible) < total:
-            folded = _folded((await client.get("/metrics")).text) - already
-            now = time.perf_counter()
-            while len(visible) < min(folded, len(sent_at)):
-                visible.append(now)
-            await asyncio.sleep(0.01)
-        await producer
+        return await delays_at_rate(
+            publisher, records, rate=rate, visible=folded, give_up_after_s=seconds + 600
+        )
     finally:
         await publisher.stop()
-    return [seen - sent for seen, sent in zip(visible, sent_at, strict=True)]
 
 
 async def memory_after_shipments(

@@ -42,6 +42,7 @@ from benchmarks.pass_through import pass_through
 from benchmarks.pipeline_report import percentiles, plot, render_markdown
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
 from benchmarks.service_process import counter_total, spawn, stop
+from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType
 from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
@@ -52,7 +53,6 @@ from services.common.topics import ensure_topics
 PREFIX = "bench."
 SERVICES = ("ingest", "metrics", "alerts")
 SAMPLE_EVERY_S = 0.1
-LATENCY_POLL_S = 0.01
 PUBLISH_CHUNK = 2000
 GIVE_UP_AFTER_S = 1800
 
@@ -277,36 +277,18 @@ async def latency(
     already = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
     publisher = BatchPublisher(kafka, service="bench-latency")
     await publisher.start()
-    sent_at: list[float] = []
-    per_tick = max(1, rate // 100)
     _say(f"latency: {total:,} new events at {rate:,}/s, upstream publish to metrics' /metrics")
 
-    async def produce() -> None:
-        start = time.perf_counter()
-        for tick, i in enumerate(range(0, total, per_tick)):
-            await asyncio.sleep(max(0.0, start + tick * 0.01 - time.perf_counter()))
-            chunk = records[i : i + per_tick]
-            now = time.perf_counter()
-            sent_at.extend([now] * len(chunk))
-            await publisher.publish(chunk)
+    async def folded() -> int:
+        text = await running.scrape("metrics")
+        return counter_total(text, "roadmap_metrics_events") - already
 
-    producer = asyncio.create_task(produce())
-    visible: list[float] = []
-    deadline = time.monotonic() + seconds + 300
     try:
-        while len(visible) < total:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"only {len(visible):,} of {total:,} latency events arrived")
-            text = await running.scrape("metrics")
-            folded = counter_total(text, "roadmap_metrics_events") - already
-            now = time.perf_counter()
-            while len(visible) < min(folded, len(sent_at)):
-                visible.append(now)
-            await asyncio.sleep(LATENCY_POLL_S)
-        await producer
+        delays = await delays_at_rate(
+            publisher, records, rate=rate, visible=folded, give_up_after_s=seconds + 300
+        )
     finally:
         await publisher.stop()
-    delays = [seen - sent for seen, sent in zip(visible, sent_at, strict=True)]
     return {"rate_per_s": rate, "events": total, **percentiles(delays), "delays_s": delays}
 
 
