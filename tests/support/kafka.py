@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.topics import TopicSpec
+from services.common.config import KafkaSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,45 @@ async def read_topic(
             batch = await consumer.getmany(timeout_ms=200)
             for tp in partitions:
                 records.extend(batch.get(tp, []))
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_until_quiet(
+    kafka: KafkaSettings,
+    topics: Sequence[str],
+    *,
+    at_least: int = 0,
+    quiet_s: float = 3.0,
+    timeout: float = 120.0,
+    max_fetch_bytes: int = 8 * 1024 * 1024,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topics`` (``kafka.topic_partitions`` partitions each) from the
+    beginning: read until ``at_least`` arrived (or ``timeout``), then until nothing new came for
+    ``quiet_s``, so extra records (repeats) are caught too. End offsets are not trusted: the
+    embedded broker reports the start of the last batch. ``max_fetch_bytes`` per partition lets
+    records of several MiB through."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=max_fetch_bytes,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(kafka.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        last_news = time.monotonic()
+        while time.monotonic() < deadline and (
+            len(records) < at_least or time.monotonic() - last_news < quiet_s
+        ):
+            batch = await consumer.getmany(timeout_ms=300)
+            for tp_records in batch.values():
+                records.extend(tp_records)
+                last_news = time.monotonic()
         return records
     finally:
         await consumer.stop()

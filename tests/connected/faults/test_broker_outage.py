@@ -30,7 +30,7 @@ from typing import TypeAlias
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import Accepted, RejectReason, decode_event
@@ -47,6 +47,7 @@ from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
 from tests.connected.faults.conftest import FaultReport
+from tests.support.kafka import read_until_quiet
 from tests.support.roadmap_events import hiring, milestone, shipment
 from tests.support.services import spawn_service, wait_ready
 from tests.support.streams import Upstream
@@ -454,33 +455,6 @@ def _failed(exc: BaseException) -> asyncio.Future[None]:
 # Reading what came out.
 
 
-async def _read_all(
-    kafka: KafkaSettings, topics: Sequence[str], *, quiet_s: float = 3.0
-) -> list[Record]:
-    """Every record of ``topics`` from the beginning, read until nothing new came for
-    ``quiet_s`` (end offsets are not trusted on the embedded broker)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in range(kafka.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        records: list[Record] = []
-        last_news = time.monotonic()
-        while time.monotonic() - last_news < quiet_s:
-            batch = await consumer.getmany(timeout_ms=300)
-            for tp_records in batch.values():
-                records.extend(tp_records)
-                last_news = time.monotonic()
-        return records
-    finally:
-        await consumer.stop()
-
-
 def _event_id(record: Record) -> str:
     value: str = json.loads(record.value)["event_id"]
     return value
@@ -585,10 +559,10 @@ async def _settle(kafka: KafkaSettings, stream: OutageStream, *, timeout: float)
     ``timeout``), then once more after a quiet spell to catch late extra records."""
     started = time.monotonic()
     upstream_topics = [kafka.topic_name(s) for s in UPSTREAM_TOPIC_BY_TYPE.values()]
-    upstream = await _read_all(kafka, upstream_topics)
+    upstream = await read_until_quiet(kafka, upstream_topics, timeout=600)
     while True:
-        canonical = await _read_all(kafka, [kafka.topic_name(CANONICAL_EVENTS)])
-        dlq = await _read_all(kafka, [kafka.topic_name(DEAD_LETTERS)])
+        canonical = await read_until_quiet(kafka, [kafka.topic_name(CANONICAL_EVENTS)], timeout=600)
+        dlq = await read_until_quiet(kafka, [kafka.topic_name(DEAD_LETTERS)], timeout=600)
         problems = _account(kafka, stream, upstream, canonical, dlq)
         if not problems or time.monotonic() - started > timeout:
             break

@@ -28,7 +28,7 @@ from typing import TypeAlias
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import MAX_EVENT_BYTES, RejectReason
@@ -47,7 +47,7 @@ from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
 from tests.connected.faults.conftest import FaultReport
-from tests.support.kafka import RealBroker, unique_name
+from tests.support.kafka import RealBroker, read_until_quiet, unique_name
 from tests.support.services import spawn_service, wait_ready
 from tests.support.streams import EventFactory
 
@@ -235,36 +235,6 @@ async def _publish(kafka: KafkaSettings, slots: Sequence[Slot]) -> list[Stored]:
         await producer.stop()
 
 
-async def _read(
-    kafka: KafkaSettings, topic: str, *, until: int, timeout: float, quiet_s: float = 3.0
-) -> list[Record]:
-    """Every record of ``topic``: read until ``until`` arrived (or ``timeout``), then until
-    nothing new came for ``quiet_s``, to catch extra records."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * MIB,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(kafka.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        records: list[Record] = []
-        deadline = time.monotonic() + timeout
-        last_news = time.monotonic()
-        while time.monotonic() < deadline and (
-            len(records) < until or time.monotonic() - last_news < quiet_s
-        ):
-            batch = await consumer.getmany(timeout_ms=300)
-            for tp_records in batch.values():
-                records.extend(tp_records)
-                last_news = time.monotonic()
-        return records
-    finally:
-        await consumer.stop()
-
-
 def _metric(text: str, sample: str, **labels: str) -> float:
     return sum(
         s.value
@@ -376,10 +346,12 @@ async def test_poison_mixed_into_a_stream_never_stalls_and_each_lands_on_the_dlq
             started = time.monotonic()
             stored = await _publish(kafka, slots)
             published_s = time.monotonic() - started
-            canonical = await _read(
-                kafka, kafka.topic_name(CANONICAL_EVENTS), until=len(valid_ids), timeout=240
+            canonical = await read_until_quiet(
+                kafka, [kafka.topic_name(CANONICAL_EVENTS)], at_least=len(valid_ids), timeout=240
             )
-            dlq = await _read(kafka, kafka.topic_name(DEAD_LETTERS), until=len(poison), timeout=120)
+            dlq = await read_until_quiet(
+                kafka, [kafka.topic_name(DEAD_LETTERS)], at_least=len(poison), timeout=120
+            )
             settled_s = time.monotonic() - started
             stop.set()
             await watcher
@@ -493,7 +465,9 @@ async def test_dlq_record_of_a_poison_message_with_a_large_key_fits_under_one_me
     with spawn_service("ingest", _ingest_env(kafka, port), log_path=tmp_path / "ingest.log"):
         await wait_ready(base_url, timeout=120)
         stored = await _publish(kafka, [Slot(bad.topic_type, 0, bad.key, bad.value, poison=bad)])
-        dlq = await _read(kafka, kafka.topic_name(DEAD_LETTERS), until=1, timeout=120)
+        dlq = await read_until_quiet(
+            kafka, [kafka.topic_name(DEAD_LETTERS)], at_least=1, timeout=120
+        )
     assert len(dlq) == 1
     assert _check_dead_letter(dlq[0], stored[0]) == []
     record = dlq[0]
