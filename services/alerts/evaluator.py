@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -37,38 +37,11 @@ from services.alerts.settings import AlertsSettings
 from services.common.http import CheckResult
 from services.common.kafka import client_options
 from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
+from services.common.reading import ReadTo, read_to_end
 
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_MS = 500
-RECOVERY_STALL_S = 30.0
-
-
-class _ReadTo:
-    """Whether partitions have been read up to where they ended when reading began.
-
-    The target is the larger of the end offset asked for and the first high-water mark a fetch
-    reports (the embedded broker answers the end-offset request with the start of the last
-    record batch, which alone would call a partition read while a batch is still unread).
-    """
-
-    def __init__(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
-        self._consumer = consumer
-        self._targets = dict(ends)
-        self._confirmed = {tp for tp, end in ends.items() if end == 0}
-
-    async def remaining(self) -> int | None:
-        """Records left to read; None while some partition's true end is not known yet."""
-        left = 0
-        for tp in list(self._targets):
-            if tp not in self._confirmed:
-                highwater = self._consumer.highwater(tp)
-                if highwater is None:
-                    return None
-                self._targets[tp] = max(self._targets[tp], highwater)
-                self._confirmed.add(tp)
-            left += max(0, self._targets[tp] - await self._consumer.position(tp))
-        return left
 
 
 def _utc_now() -> datetime:
@@ -105,7 +78,7 @@ class Evaluator:
         self.board = IndicatorBoard(roadmap)
         self.window = PipelineWindow(alerts_file.pipeline.window)
         self._consumer: AIOKafkaConsumer | None = None
-        self._start_read: _ReadTo | None = None
+        self._start_read: ReadTo | None = None
         self._recovered = False
         self._caught_up = False
         self._task: asyncio.Task[None] | None = None
@@ -158,28 +131,20 @@ class Evaluator:
         """Read the alerts topic from the beginning: the latest record per alert is its state."""
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        read_to = _ReadTo(consumer, await consumer.end_offsets(partitions))
+        read_to = ReadTo(consumer, await consumer.end_offsets(partitions))
         book = AlertBook()
         recovered = 0
-        loop = asyncio.get_running_loop()
-        stalled_since = loop.time()
-        while True:
-            left = await read_to.remaining()
-            if left == 0:
-                break
-            if loop.time() - stalled_since > RECOVERY_STALL_S:
-                # Handing back to the runtime lets it retry, or stop if it was told to.
-                raise TimeoutError(f"alerts topic unreadable: {left} records left, no progress")
-            batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
-            if batches:
-                stalled_since = loop.time()
-            for records in batches.values():
-                for record in records:
-                    try:
-                        book.apply(AlertTransition.model_validate_json(record.value or b""))
-                        recovered += 1
-                    except ValidationError:
-                        self._metrics.invalid_records.inc()
+
+        def apply(_: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            nonlocal recovered
+            for record in records:
+                try:
+                    book.apply(AlertTransition.model_validate_json(record.value or b""))
+                    recovered += 1
+                except ValidationError:
+                    self._metrics.invalid_records.inc()
+
+        await read_to_end(consumer, read_to, apply, what="alerts topic")
         self.book = book
         self._recovered = True
         self._update_gauges()
@@ -200,7 +165,7 @@ class Evaluator:
         ends = await consumer.end_offsets(kpi + counted)
         for tp in counted:
             consumer.seek(tp, max(0, ends[tp] - self._settings.pipeline_lookback))
-        self._start_read = _ReadTo(consumer, {tp: ends[tp] for tp in kpi + counted})
+        self._start_read = ReadTo(consumer, {tp: ends[tp] for tp in kpi + counted})
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alerts-evaluator")

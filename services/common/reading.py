@@ -1,0 +1,74 @@
+"""Reading assigned partitions up to where they ended when reading began: for state recovery.
+
+Used where a service rebuilds state from a topic before it starts work (alerts: its alert book;
+ingest: its dedup window). Reading gives up with ``TimeoutError`` when no record arrives for a
+while, so the service's runtime can retry it (or stop, if it was told to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+FETCH_WAIT_MS = 500
+RECOVERY_STALL_S = 30.0
+
+RecordSink = Callable[[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], None]
+
+
+class ReadTo:
+    """Whether partitions have been read up to where they ended when reading began.
+
+    The target is the larger of the end offset asked for and the first high-water mark a fetch
+    reports (the embedded broker answers the end-offset request with the start of the last
+    record batch, which alone would call a partition read while a batch is still unread).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        self._consumer = consumer
+        self._targets = dict(ends)
+        self._confirmed = {tp for tp, end in ends.items() if end == 0}
+
+    async def remaining(self) -> int | None:
+        """Records left to read; None while some partition's true end is not known yet."""
+        left = 0
+        for tp in list(self._targets):
+            if tp not in self._confirmed:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    return None
+                self._targets[tp] = max(self._targets[tp], highwater)
+                self._confirmed.add(tp)
+            left += max(0, self._targets[tp] - await self._consumer.position(tp))
+        return left
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    read_to: ReadTo,
+    sink: RecordSink,
+    *,
+    what: str,
+    stall_s: float = RECOVERY_STALL_S,
+) -> None:
+    """Hand every fetched record to ``sink`` until ``read_to`` says nothing is left.
+
+    The consumer must already be assigned and positioned. Raises ``TimeoutError`` naming
+    ``what`` when ``stall_s`` pass without a record while some are still unread.
+    """
+    loop = asyncio.get_running_loop()
+    stalled_since = loop.time()
+    while True:
+        left = await read_to.remaining()
+        if left == 0:
+            return
+        if loop.time() - stalled_since > stall_s:
+            count = "some" if left is None else str(left)
+            raise TimeoutError(f"{what} unreadable: {count} records left, no progress")
+        batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
+        if batches:
+            stalled_since = loop.time()
+        for tp, records in batches.items():
+            sink(tp, records)
