@@ -19,6 +19,7 @@ from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import events_route
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
+from services.ingest.recall import Recalled, recall_accepted_ids
 from services.ingest.settings import IngestSettings
 
 SERVICE = "ingest"
@@ -59,9 +60,10 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         description="Validates upstream events and publishes canonical events or dead letters.",
     )
     publisher = BatchPublisher(settings.kafka, service=SERVICE)
+    window = DedupWindow(settings.dedup_window)
     pipeline = IngestPipeline(
         publisher,
-        DedupWindow(settings.dedup_window),
+        window,
         metrics,
         clock,
         canonical_topic=settings.kafka.topic_name(CANONICAL_EVENTS),
@@ -73,12 +75,28 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
     async def producer_ready() -> CheckResult:
         return CheckResult(publisher.started, "started" if publisher.started else "not started")
 
+    recall_enabled = settings.dedup_recall and settings.dedup_window > 0
+    recalled: list[Recalled] = []
+
+    async def recall() -> None:
+        if not recalled:  # a retried start-up does not read the topic twice
+            recalled.append(await recall_accepted_ids(settings, window))
+            metrics.dedup_ids.set(len(window))
+
+    async def dedup_ready() -> CheckResult:
+        if not recall_enabled:
+            return CheckResult(True, "not recalled (off)")
+        if not recalled:
+            return CheckResult(False, "recalling accepted ids from the canonical topic")
+        return CheckResult(True, f"{recalled[0].ids} ids recalled")
+
     http = health_app(
         registry,
         {
             "broker": broker_check(broker),
             "producer": producer_ready,
             "consumer": consumer.readiness,
+            "dedup": dedup_ready,
         },
         routes=[events_route(settings, pipeline, metrics)],
     )
@@ -89,6 +107,6 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         registry=registry,
         http=http,
         topics=[*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS],
-        connect=[publisher.start],
+        connect=[publisher.start, *([recall] if recall_enabled else [])],
         disconnect=[publisher.stop],
     )

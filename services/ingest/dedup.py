@@ -6,12 +6,17 @@ lives in one process, so Python's keyed hash is stable for its lifetime); a fals
 need the same event_id *and* a hash collision. A batch works on a ``PendingIds`` overlay that
 joins the window only once its publish was acknowledged, so an event whose publish failed is
 not later mistaken for a duplicate of itself.
+
+At start-up the window is refilled from what ingest itself published (``recall.py``): each
+canonical record becomes a ``Remembered`` entry, and ``restore`` keeps the youngest of them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from enum import Enum
+from typing import NamedTuple
 
 
 class Seen(Enum):
@@ -19,6 +24,36 @@ class Seen(Enum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     """The id was accepted before with different content."""
+
+
+def fingerprint(content: bytes) -> int:
+    """What the window keeps of an event's canonical bytes (stable within one process)."""
+    return hash(content)
+
+
+class Remembered(NamedTuple):
+    """One accepted event as read back from the canonical topic, with where it was read."""
+
+    timestamp_ms: int
+    partition: int
+    offset: int
+    event_id: str
+    fingerprint: int
+
+
+def remembered(timestamp_ms: int, partition: int, offset: int, value: bytes) -> Remembered | None:
+    """The window entry for one canonical record, or None when its value names no event_id.
+
+    The canonical value is exactly the bytes that were admitted, so its fingerprint is the one
+    the window held before the restart.
+    """
+    try:
+        event_id = json.loads(value).get("event_id")
+    except (ValueError, AttributeError):  # not JSON, or not an object
+        return None
+    if not isinstance(event_id, str):
+        return None
+    return Remembered(timestamp_ms, partition, offset, event_id, fingerprint(value))
 
 
 class DedupWindow:
@@ -35,7 +70,18 @@ class DedupWindow:
 
     def lookup(self, event_id: str, content: bytes) -> Seen:
         """How an event with ``event_id`` and canonical bytes ``content`` relates to the window."""
-        return _compare(self._entries.get(event_id), hash(content))
+        return _compare(self._entries.get(event_id), fingerprint(content))
+
+    def restore(self, entries: Iterable[Remembered]) -> None:
+        """Replace what the window holds with ``entries``, keeping the youngest ``capacity``.
+
+        Age is the record's timestamp, then partition and offset, so the oldest is forgotten
+        first afterwards too; for an id read more than once, its youngest content counts.
+        """
+        ordered = sorted(entries, key=lambda e: (e.timestamp_ms, e.partition, e.offset))
+        self._entries = {}
+        youngest = ordered[max(0, len(ordered) - self.capacity) :]
+        self._remember((e.event_id, e.fingerprint) for e in youngest)
 
     def pending(self) -> PendingIds:
         """A fresh overlay for one batch; call ``PendingIds.commit`` after it is published."""
@@ -66,7 +112,7 @@ class PendingIds:
 
     def admit(self, event_id: str, content: bytes) -> Seen:
         """Classify an event and, if it is new, hold it as pending."""
-        content_hash = hash(content)
+        content_hash = fingerprint(content)
         known = self._entries.get(event_id)
         if known is None:
             known = self._window._known(event_id)  # same-module partner

@@ -25,6 +25,10 @@ class IngestSettings(ServiceSettings):
     dedup_window: int = Field(
         default=100_000, ge=0, description="Accepted event ids remembered for exact-duplicate drops"
     )
+    dedup_recall: bool = Field(
+        default=True,
+        description="At start-up, refill the dedup window from the canonical topic's tail",
+    )
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_max_events: int = Field(default=1000, ge=1)
     stall_after_s: float = Field(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
@@ -42,13 +43,14 @@ from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from tests.support.kafka import RealBroker, read_topic, unique_name
+from tests.support.kafka import RealBroker, read_topic, read_until_quiet, unique_name
 from tests.support.services import running_app, spawn_service, wait_ready
 from tests.support.streams import (
     EventFactory,
     Fate,
     Published,
     Upstream,
+    accepted,
     distinct_events,
     mixed_stream,
     publish,
@@ -355,17 +357,17 @@ async def _published_before_start(kafka: KafkaSettings, stream: list[Upstream]) 
 KILL_BATCH = 500
 
 
-async def test_sigkill_mid_stream_loses_nothing_and_repeats_at_most_one_batch(
+async def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(
     broker: RealBroker, tmp_path: Path
 ) -> None:
     """20,000 distinct valid events; ingest is SIGKILLed mid-stream and a new process of the same
-    group takes over. Every event_id reaches the canonical topic. Re-published events (records
-    beyond one per event_id) are allowed, at least once, but bounded by what can be in flight:
-    ingest handles one batch at a time (at most INGEST_BATCH_MAX_RECORDS records over all
-    partitions) and commits it as soon as the broker acknowledged its outcomes, so at the kill at
-    most that batch is published and not committed. The new process resumes from the committed
-    offsets (it receives total - committed records, fewer than the input) and, its dedup window
-    being empty, re-publishes those records and nothing else."""
+    group takes over. Every event_id reaches the canonical topic exactly once. What can be in
+    flight at the kill is bounded: ingest handles one batch at a time (at most
+    INGEST_BATCH_MAX_RECORDS records over all partitions) and commits it as soon as the broker
+    acknowledged its outcomes, so at most that batch is published and not committed. The new
+    process resumes from the committed offsets (it receives total - committed records) and,
+    having refilled its dedup window from the canonical topic, counts the published but
+    uncommitted ones as duplicates instead of publishing them again."""
     kafka, group = _kafka(broker), unique_name("ingest")
     events = distinct_events(EventFactory(unique_name("run")), 20_000)
     want = {e.event_id for e in events if e.event_id is not None}
@@ -396,11 +398,14 @@ async def test_sigkill_mid_stream_loses_nothing_and_repeats_at_most_one_batch(
     print(
         f"\nSIGKILL: {total} in; killed after {seen}+ canonical seen: {at_kill} canonical, "
         f"{committed} committed, {in_flight} published but uncommitted; "
-        f"restart received {received:.0f}; "
+        f"restart received {received:.0f}, counted "
+        f"{_metric(metrics, 'roadmap_ingest_events_duplicate_total'):.0f} duplicates; "
         f"{len(records)} canonical = {len(ids)} distinct + {duplicates} duplicates"
     )
     assert set(ids) == want
-    assert duplicates <= in_flight <= KILL_BATCH
+    assert in_flight <= KILL_BATCH
+    assert duplicates == 0
+    assert _metric(metrics, "roadmap_ingest_events_duplicate_total") == in_flight
     assert total - committed <= received < total
 
 
@@ -452,3 +457,77 @@ async def test_last_version_per_key_survives_a_graceful_restart(
         key: ids[-1] for key, ids in published.items()
     }
     assert {key: list(dict.fromkeys(ids)) for key, ids in seen.items()} == published
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The dedup window across a restart.
+
+
+@pytest.mark.parametrize("recall", [True, False], ids=["recall", "no-recall"])
+async def test_a_restarted_ingest_still_knows_the_ids_it_accepted(
+    broker: RealBroker, recall: bool
+) -> None:
+    """60 events are accepted and ingest is stopped. Then upstream re-sends one of them exactly,
+    reuses another one's event_id with other content, and sends one new event. The restarted
+    ingest refills its dedup window from the canonical topic (INGEST_DEDUP_RECALL, the default):
+    the re-send is a counted duplicate, the reused id goes to the DLQ as event_id_reused, only
+    the new event is published, and /readyz and the window gauge show the 60 recalled ids. With
+    the recall off the window starts empty: the re-send and the reused id are published again."""
+    kafka, group = _kafka(broker), unique_name("ingest")
+    factory = EventFactory(unique_name("run"))
+    first = distinct_events(factory, 60)
+    kind = first[1].topic_type
+    reused_body = factory.body(kind, 1, 2)  # entity 1 corrected...
+    reused_body["event_id"] = first[1].event_id  # ...under its first version's event_id
+    reused = accepted(kind, json.dumps(reused_body).encode(), "reused event_id")
+    new = factory.event(kind, 1_000, 1)
+    second = [first[0], reused, new]
+
+    def settings_for() -> IngestSettings:
+        return IngestSettings(
+            http_port=free_port(),
+            group_id=group,
+            kafka=kafka,
+            log_format="text",
+            dedup_recall=recall,
+        )
+
+    canonical_topic, dlq_topic = kafka.topic_name(CANONICAL_EVENTS), kafka.topic_name(DEAD_LETTERS)
+    await ensure_topics(kafka, ALL_TOPICS)
+    await publish(kafka, first)
+    async with running_app(create_app(settings_for())):
+        before = await read_until_quiet(kafka, [canonical_topic], at_least=60, quiet_s=1.0)
+    assert len(before) == 60
+
+    await publish(kafka, second)
+    async with running_app(create_app(settings_for())) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+            ready = (await client.get("/readyz")).json()["checks"]["dedup"]
+        expect_new = 1 if recall else 3
+        after = await read_until_quiet(
+            kafka, [canonical_topic], at_least=60 + expect_new, quiet_s=2.0
+        )
+        dlq = await read_until_quiet(kafka, [dlq_topic], quiet_s=1.0)
+        metrics = await _scrape(base_url)
+
+    new_ids = Counter(_event_id(r) for r in after) - Counter(_event_id(r) for r in before)
+    reasons = [DlqRecord.model_validate_json(r.value).reason for r in dlq]
+    duplicates = _metric(metrics, "roadmap_ingest_events_duplicate_total")
+    window = _metric(metrics, "roadmap_ingest_dedup_window_ids")
+    print(
+        f"\nrestart with recall={recall}: readyz dedup {ready}; published again "
+        f"{sorted(new_ids.elements())}; DLQ {[r.value for r in reasons]}; "
+        f"{duplicates:.0f} duplicates; window {window:.0f} ids"
+    )
+    if recall:
+        assert ready == {"ok": True, "detail": "60 ids recalled"}
+        assert dict(new_ids) == {new.event_id: 1}
+        assert reasons == [RejectReason.EVENT_ID_REUSED]
+        assert duplicates == 1
+        assert window == 61
+    else:
+        assert ready == {"ok": True, "detail": "not recalled (off)"}
+        assert dict(new_ids) == {first[0].event_id: 1, first[1].event_id: 1, new.event_id: 1}
+        assert reasons == []
+        assert duplicates == 0
+        assert window == 3

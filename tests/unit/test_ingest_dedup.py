@@ -1,12 +1,15 @@
-"""The dedup window: classification, the pending overlay, commit-only membership, FIFO bounds."""
+"""The dedup window: classification, the pending overlay, commit-only membership, FIFO bounds,
+and its refill from canonical records at start-up."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingest.dedup import DedupWindow, Seen
+from services.ingest.dedup import DedupWindow, Remembered, Seen, remembered
 
 
 def _accept(window: DedupWindow, *ids: str, content: bytes = b"a") -> None:
@@ -229,3 +232,83 @@ def test_window_matches_a_fifo_model(capacity: int, batches: list[list[tuple[str
                 Seen.NEW if known is None else Seen.DUPLICATE if known == b"x" else Seen.CONFLICT
             )
             assert window.lookup(event_id, b"x") is expected_x
+
+
+# -- refilled from the canonical topic ---------------------------------------------------------
+
+
+def _canonical(event_id: str, amount: str = "1") -> bytes:
+    """Canonical bytes as ingest publishes them (any JSON object with an event_id will do)."""
+    return json.dumps({"event_id": event_id, "data": {"tonnes": amount}}).encode()
+
+
+def _read_back(*items: tuple[int, int, int, bytes]) -> list[Remembered]:
+    """Entries for canonical records given as (timestamp, partition, offset, value)."""
+    entries = [remembered(*item) for item in items]
+    assert None not in entries
+    return [e for e in entries if e is not None]
+
+
+def test_restored_ids_are_duplicates_with_their_content_and_conflicts_with_other_content() -> None:
+    """After a restore from canonical records, the same canonical bytes are a DUPLICATE and
+    other bytes under the same id a CONFLICT: what the window said before the restart."""
+    window = DedupWindow(10)
+    window.restore(_read_back((1, 0, 0, _canonical("e-1")), (2, 1, 0, _canonical("e-2"))))
+    assert len(window) == 2
+    assert window.lookup("e-1", _canonical("e-1")) is Seen.DUPLICATE
+    assert window.pending().admit("e-2", _canonical("e-2", amount="2")) is Seen.CONFLICT
+    assert window.lookup("e-3", _canonical("e-3")) is Seen.NEW
+
+
+def test_restore_keeps_the_youngest_by_timestamp_across_partitions() -> None:
+    """Records from several partitions are aged by timestamp (then partition, offset): a full
+    window keeps the youngest, and evicts the oldest of those first afterwards."""
+    window = DedupWindow(2)
+    window.restore(
+        _read_back(
+            (30, 1, 7, _canonical("young")),
+            (10, 0, 5, _canonical("old")),
+            (20, 2, 0, _canonical("middle")),
+        )
+    )
+    assert _remembered_canonical(window, "old", "middle", "young") == ["middle", "young"]
+    _accept(window, "next")
+    assert _remembered_canonical(window, "middle", "young") == ["young"]
+
+
+def _remembered_canonical(window: DedupWindow, *ids: str) -> list[str]:
+    return [i for i in ids if window.lookup(i, _canonical(i)) is Seen.DUPLICATE]
+
+
+def test_restore_replaces_what_the_window_held() -> None:
+    """A restore (a retried start-up calls it again) starts from nothing, not from before."""
+    window = _window_with(10, "before")
+    window.restore(_read_back((1, 0, 0, _canonical("e-1"))))
+    assert _remembered(window, "before") == []
+    assert len(window) == 1
+
+
+def test_an_id_read_twice_keeps_its_youngest_content() -> None:
+    """An id re-published (at least once) or re-read is one entry with its youngest content."""
+    window = DedupWindow(10)
+    window.restore(
+        _read_back((2, 0, 9, _canonical("e-1", amount="2")), (1, 0, 3, _canonical("e-1")))
+    )
+    assert len(window) == 1
+    assert window.lookup("e-1", _canonical("e-1", amount="2")) is Seen.DUPLICATE
+
+
+def test_capacity_zero_restores_nothing() -> None:
+    """With the window off (capacity 0), a restore keeps nothing either."""
+    window = DedupWindow(0)
+    window.restore(_read_back((1, 0, 0, _canonical("e-1"))))
+    assert len(window) == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"not json", b"[1, 2]", b'"text"', b'{"event_id": 7}', b'{"type": "x"}', b"\xff\xfe"],
+)
+def test_a_canonical_value_without_an_event_id_is_not_remembered(value: bytes) -> None:
+    """Anything on the topic that is not an object with a string event_id is skipped."""
+    assert remembered(1, 0, 0, value) is None
