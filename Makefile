@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-faults test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-metrics bench-alerts bench clean
+.PHONY: install test test-unit test-service test-connected test-faults test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-recall bench-metrics bench-alerts bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -79,6 +79,10 @@ bench: $(INSTALLED) ## the whole pipeline on the embedded broker (EVENTS=N): doc
 
 bench-ingest: $(INSTALLED) ## measure ingest against a bare pass-through (EVENTS=N); writes docs/benchmarks/
 	$(BIN)/python -m benchmarks.ingest --events $(EVENTS)
+
+WINDOW ?= 100000
+bench-recall: $(INSTALLED) ## ingest's start-up with and without refilling a dedup window of WINDOW ids
+	$(BIN)/python -m benchmarks.recall --events $(WINDOW)
 
 bench-alerts: $(INSTALLED) ## evaluation rate, snapshot-to-notification latency, delivery rate
 	$(BIN)/python -m benchmarks.alerts
