@@ -107,6 +107,8 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         registry=registry,
         http=http,
         topics=[*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS],
-        connect=[publisher.start, *([recall] if recall_enabled else [])],
+        # The producer starts only once the window is recalled: until then POST /v1/events
+        # answers 503, rather than admitting events against a window that is not complete.
+        connect=[*([recall] if recall_enabled else []), publisher.start],
         disconnect=[publisher.stop],
     )

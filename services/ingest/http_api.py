@@ -181,7 +181,7 @@ def events_route(
             log.warning("HTTP batch not published", extra={"error": str(exc)})
             return JSONResponse(
                 {
-                    "error": "the broker did not acknowledge every event; retry the request "
+                    "error": f"not published ({exc}); retry the request "
                     "(events that did get through are dropped as exact duplicates)"
                 },
                 status_code=503,

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -32,14 +33,16 @@ from contracts.records import (
     DLQ_HEADER_SOURCE_TOPIC,
     DlqRecord,
 )
-from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.logs import JsonFormatter
+from services.common.runtime import serve
+from services.common.topics import ensure_topics
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
 from tests.support.kafka import RealBroker, read_topic, unique_name
-from tests.support.services import running_app
+from tests.support.services import running_app, wait_ready
 
 HTTP_SOURCE = "http:/v1/events"
 REJECTED_AT = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
@@ -481,3 +484,66 @@ class TestOneInstance:
             )
             assert outcomes == [(0, ["event_id_reused"]), (1, [])], (n, outcomes)
         assert len(await ingest.canonical()) == published + rounds
+
+
+async def test_requests_are_refused_until_the_dedup_window_is_recalled(broker: RealBroker) -> None:
+    """While ingest cannot recall its dedup window (here: the canonical topic does not exist
+    yet and ingest does not create topics), POST /v1/events answers 503 and publishes nothing,
+    not even a DLQ record: an event admitted against an incomplete window could be a re-send
+    published twice. Once the topic exists the recall succeeds on its own, /readyz turns 200,
+    and the same request is accepted."""
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic_prefix=unique_name("t") + ".",
+        create_topics=False,
+    )
+    others = [*UPSTREAM_TOPIC_BY_TYPE.values(), DEAD_LETTERS]
+    await ensure_topics(kafka, others)
+    settings = IngestSettings(http_port=free_port(), kafka=kafka, group_id=unique_name("ingest"))
+    body = json_array(
+        [b'{"not": "an event"}', valid_example("trade.shipment/road_flour_kz_by.json")]
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(create_app(settings), stop))
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30
+        ) as client:
+            checks = await _until_answered(client)
+            assert checks["dedup"] == {
+                "ok": False,
+                "detail": "recalling accepted ids from the canonical topic",
+            }
+            refused = await client.post("/v1/events", content=body, headers=JSON)
+            await asyncio.sleep(1.0)  # what a wrongly accepted request would have published
+            dlq = await read_topic(broker.bootstrap_servers, kafka.topic_name(DEAD_LETTERS))
+
+            await ensure_topics(kafka, [CANONICAL_EVENTS])
+            await wait_ready(str(client.base_url), timeout=60)
+            accepted = await client.post("/v1/events", content=body, headers=JSON)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    print(
+        f"\nbefore the recall: {refused.status_code} {refused.json()}, {len(dlq)} DLQ records; "
+        f"after it: {accepted.status_code}"
+    )
+    assert refused.status_code == 503
+    assert "the producer is not started" in refused.json()["error"]
+    assert dlq == []
+    assert accepted.status_code == 422, accepted.text
+    assert accepted.json()["accepted"] == ids(
+        [valid_example("trade.shipment/road_flour_kz_by.json")]
+    )
+    assert [item["index"] for item in accepted.json()["rejected"]] == [0]
+
+
+async def _until_answered(client: httpx.AsyncClient, timeout: float = 30) -> dict[str, Any]:
+    """/readyz's checks once the HTTP server answers (it comes up before Kafka is connected)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            checks: dict[str, Any] = (await client.get("/readyz")).json()["checks"]
+            return checks
+        assert asyncio.get_running_loop().time() < deadline, "ingest's HTTP never answered"
+        await asyncio.sleep(0.1)
