@@ -35,9 +35,8 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.pipeline_window import PipelineWindow
 from services.alerts.settings import AlertsSettings
 from services.common.http import CheckResult
-from services.common.kafka import client_options
 from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
-from services.common.reading import ReadTo, read_to_end
+from services.common.reading import ReadTo, read_to_end, state_reader, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +92,13 @@ class Evaluator:
         """Start the consumer and rebuild the alert book; retried by the runtime until it works."""
         if self._consumer is not None:
             return
-        consumer = AIOKafkaConsumer(
-            **{**client_options(self._settings.kafka), "client_id": self._client_id()},
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+        consumer = state_reader(
+            self._settings.kafka, client_id=f"{self._settings.kafka.client_id}-alerts-evaluator"
         )
         await consumer.start()
         try:
-            # All partitions are looked up before the first assignment: once assigned, the
-            # consumer's metadata only covers the assigned topics.
             topics = [self._alerts_topic, self._kpi_topic, *self._counted]
-            partitions = {topic: await self._partitions(consumer, topic) for topic in topics}
+            partitions = {topic: await topic_partitions(consumer, topic) for topic in topics}
             await self._recover(consumer, partitions[self._alerts_topic])
             await self._follow_from(
                 consumer,
@@ -116,16 +109,6 @@ class Evaluator:
             await consumer.stop()
             raise
         self._consumer = consumer
-
-    def _client_id(self) -> str:
-        return f"{self._settings.kafka.client_id}-alerts-evaluator"
-
-    async def _partitions(self, consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-        await consumer.topics()  # refreshes metadata
-        found = consumer.partitions_for_topic(topic)
-        if not found:
-            raise KafkaError(f"topic {topic} has no partitions yet")
-        return [TopicPartition(topic, p) for p in sorted(found)]
 
     async def _recover(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Read the alerts topic from the beginning: the latest record per alert is its state."""

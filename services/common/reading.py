@@ -11,11 +11,39 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from services.common.config import KafkaSettings
+from services.common.kafka import client_options
 
 FETCH_WAIT_MS = 500
 RECOVERY_STALL_S = 30.0
 
 RecordSink = Callable[[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], None]
+
+
+def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
+    """A consumer outside any group, for partitions the caller assigns and positions itself."""
+    return AIOKafkaConsumer(
+        **{**client_options(kafka), "client_id": client_id},
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, from fresh metadata; ``KafkaError`` while it has none.
+
+    Look all topics up before the first ``assign``: once assigned, the consumer's metadata only
+    covers the assigned topics.
+    """
+    await consumer.topics()  # refreshes metadata
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        raise KafkaError(f"topic {topic} has no partitions yet")
+    return [TopicPartition(topic, p) for p in sorted(found)]
 
 
 class ReadTo:

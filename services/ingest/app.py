@@ -19,7 +19,7 @@ from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import events_route
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
-from services.ingest.recall import Recalled, recall_accepted_ids
+from services.ingest.recall import DedupRecall
 from services.ingest.settings import IngestSettings
 
 SERVICE = "ingest"
@@ -61,6 +61,7 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
     )
     publisher = BatchPublisher(settings.kafka, service=SERVICE)
     window = DedupWindow(settings.dedup_window)
+    recall = DedupRecall(settings.kafka, window, metrics, enabled=settings.dedup_recall)
     pipeline = IngestPipeline(
         publisher,
         window,
@@ -75,28 +76,13 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
     async def producer_ready() -> CheckResult:
         return CheckResult(publisher.started, "started" if publisher.started else "not started")
 
-    recall_enabled = settings.dedup_recall and settings.dedup_window > 0
-    recalled: list[Recalled] = []
-
-    async def recall() -> None:
-        if not recalled:  # a retried start-up does not read the topic twice
-            recalled.append(await recall_accepted_ids(settings, window))
-            metrics.dedup_ids.set(len(window))
-
-    async def dedup_ready() -> CheckResult:
-        if not recall_enabled:
-            return CheckResult(True, "not recalled (off)")
-        if not recalled:
-            return CheckResult(False, "recalling accepted ids from the canonical topic")
-        return CheckResult(True, f"{recalled[0].ids} ids recalled")
-
     http = health_app(
         registry,
         {
             "broker": broker_check(broker),
             "producer": producer_ready,
             "consumer": consumer.readiness,
-            "dedup": dedup_ready,
+            "dedup": recall.readiness,
         },
         routes=[events_route(settings, pipeline, metrics)],
     )
@@ -109,6 +95,6 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         topics=[*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS],
         # The producer starts only once the window is recalled: until then POST /v1/events
         # answers 503, rather than admitting events against a window that is not complete.
-        connect=[*([recall] if recall_enabled else []), publisher.start],
+        connect=[recall.connect, publisher.start],
         disconnect=[publisher.stop],
     )

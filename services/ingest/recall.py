@@ -15,14 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts.topics import CANONICAL_EVENTS
-from services.common.kafka import client_options
-from services.common.reading import ReadTo, read_to_end
+from services.common.config import KafkaSettings
+from services.common.http import CheckResult
+from services.common.reading import ReadTo, read_to_end, state_reader, topic_partitions
 from services.ingest.dedup import DedupWindow, Remembered, remembered
-from services.ingest.settings import IngestSettings
+from services.ingest.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
 
@@ -37,53 +37,67 @@ class Recalled:
     seconds: float
 
 
-async def recall_accepted_ids(settings: IngestSettings, window: DedupWindow) -> Recalled:
+class DedupRecall:
+    """Refills ``window`` once per process, as a start-up hook, and says how far it got."""
+
+    def __init__(
+        self, kafka: KafkaSettings, window: DedupWindow, metrics: IngestMetrics, *, enabled: bool
+    ) -> None:
+        self._kafka = kafka
+        self._window = window
+        self._metrics = metrics
+        self.enabled = enabled and window.capacity > 0
+        self.done: Recalled | None = None
+
+    async def connect(self) -> None:
+        """Recall unless it is off or already done (the runtime retries start-up as a whole)."""
+        if self.enabled and self.done is None:
+            self.done = await recall_accepted_ids(self._kafka, self._window)
+            self._metrics.dedup_ids.set(len(self._window))
+
+    async def readiness(self) -> CheckResult:
+        if not self.enabled:
+            return CheckResult(True, "not recalled (off)")
+        if self.done is None:
+            return CheckResult(False, "recalling accepted ids from the canonical topic")
+        return CheckResult(True, f"{self.done.ids} ids recalled")
+
+
+async def recall_accepted_ids(kafka: KafkaSettings, window: DedupWindow) -> Recalled:
     """Read the tail of the canonical topic into ``window``; raises while Kafka is unreachable.
 
-    Idempotent: ``window`` is replaced, not added to, so the runtime may simply call it again.
+    ``window`` is replaced, not added to, and only once the whole tail was read.
     """
     started = time.perf_counter()
-    topic = settings.kafka.topic_name(CANONICAL_EVENTS)
-    consumer = AIOKafkaConsumer(
-        **{**client_options(settings.kafka), "client_id": f"{settings.kafka.client_id}-recall"},
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    topic = kafka.topic_name(CANONICAL_EVENTS)
+    consumer = state_reader(kafka, client_id=f"{kafka.client_id}-recall")
     await consumer.start()
+    read = 0
+    entries: list[Remembered] = []
     try:
-        await consumer.topics()  # refreshes metadata
-        found = consumer.partitions_for_topic(topic)
-        if not found:
-            raise KafkaError(f"topic {topic} has no partitions yet")
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        partitions = await topic_partitions(consumer, topic)
         quota = math.ceil(window.capacity / len(partitions))
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, max(starts[tp], ends[tp] - quota))
-        entries: list[Remembered] = []
-        counts = {"records": 0, "skipped": 0}
 
         def keep(_: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            nonlocal read
+            read += len(records)
             for record in records:
-                counts["records"] += 1
                 entry = remembered(
                     record.timestamp, record.partition, record.offset, record.value or b""
                 )
-                if entry is None:
-                    counts["skipped"] += 1
-                else:
+                if entry is not None:
                     entries.append(entry)
 
         await read_to_end(consumer, ReadTo(consumer, ends), keep, what=f"topic {topic}")
     finally:
         await consumer.stop()
     window.restore(entries)
-    recalled = Recalled(
-        counts["records"], len(window), counts["skipped"], time.perf_counter() - started
-    )
+    recalled = Recalled(read, len(window), read - len(entries), time.perf_counter() - started)
     log.info(
         "dedup window recalled from the canonical topic",
         extra={
