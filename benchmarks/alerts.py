@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.machine import describe
-from benchmarks.report import write_table
+from benchmarks.report import say, write_table
 from contracts.keys import alert_key
 from contracts.records import AlertName, AlertState, AlertTransition
 from contracts.roadmap.loader import load_roadmap
@@ -46,11 +46,6 @@ from tests.support.services import running_app
 
 T0 = datetime(2027, 7, 1, tzinfo=UTC)
 ROADMAP = Path("deploy/roadmap.yaml")
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def pure_rates(evaluations: int) -> dict[str, Any]:
@@ -181,21 +176,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe(),
     }
-    _say("bench-alerts: pure evaluation")
+    say("bench-alerts: pure evaluation")
     result["evaluation"] = pure_rates(args.evaluations)
-    _say(f"  {result['evaluation']}")
+    say(f"  {result['evaluation']}")
     with (
         tempfile.TemporaryDirectory(prefix="bench-alerts-") as scratch,
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
     ):
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench.")
-        _say(f"bench-alerts: {args.cycles} fire/resolve cycles, then {args.records} records")
+        say(f"bench-alerts: {args.cycles} fire/resolve cycles, then {args.records} records")
         latency, delivery = await notification_latency(
             kafka, Path(scratch), args.cycles, args.records
         )
         result["notification_latency"] = latency
         result["delivery"] = delivery
-        _say(f"  {latency}\n  {delivery}")
+        say(f"  {latency}\n  {delivery}")
     write_table(result, args.out)
     return result
 

@@ -26,42 +26,19 @@ from typing import Any
 import httpx
 
 from benchmarks.events import valid_events
+from benchmarks.loading import preload
 from benchmarks.machine import describe
 from benchmarks.pass_through import StageResult, pass_through
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
-from benchmarks.report import write_report
+from benchmarks.report import say, write_report
 from benchmarks.service_process import counter_total, spawn, stop
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import EmbeddedBroker, free_port
-from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.publishing import OutboundRecord
 from services.common.topics import ensure_topics
 
 PREFIX = "bench."
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
-async def _preload(kafka: KafkaSettings, count: int) -> float:
-    publisher = BatchPublisher(kafka, service="bench-loader")
-    await publisher.start()
-    started = time.perf_counter()
-    chunk: list[OutboundRecord] = []
-    try:
-        for n, (event_type, value) in enumerate(valid_events(count), start=1):
-            topic = kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type])
-            chunk.append(OutboundRecord(topic, None, value))
-            if len(chunk) == 5000 or n == count:
-                await publisher.publish(chunk)
-                chunk = []
-                if n % 50_000 == 0 or n == count:
-                    _say(f"  pre-loaded {n:,}/{count:,}")
-    finally:
-        await publisher.stop()
-    return count / (time.perf_counter() - started)
 
 
 def _received(metrics_text: str) -> int:
@@ -99,7 +76,7 @@ async def _ingest(
                 broker_cpu_at_first = cpu_seconds(broker_pid)
             last = now
             if total >= next_report:
-                _say(f"  ingest ({replicas} process(es)) processed {total:,}/{count:,}")
+                say(f"  ingest ({replicas} process(es)) processed {total:,}/{count:,}")
                 next_report += count // 10
             if total >= count:
                 break
@@ -136,7 +113,7 @@ async def _scrape_received(client: httpx.AsyncClient) -> int:
 
 async def run(count: int, out_dir: Path) -> dict[str, Any]:
     machine = describe()
-    _say(
+    say(
         f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, aiokafka {machine['aiokafka']} "
         f"(C extension: {machine['aiokafka_c_extension']}), broker {machine['broker']}"
@@ -149,23 +126,27 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         await ensure_topics(
             kafka, [*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS]
         )
-        _say(f"pre-loading {count:,} valid events (3 partitions per topic)")
-        load_rate = await _preload(kafka, count)
+        say(f"pre-loading {count:,} valid events (3 partitions per topic)")
+        upstream = (
+            OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type]), None, value)
+            for event_type, value in valid_events(count)
+        )
+        load_rate = await preload(kafka, upstream, count)
         stages = []
         for batched in (False, True):
-            _say("measuring " + ("batched" if batched else "plain") + " pass-through")
+            say("measuring " + ("batched" if batched else "plain") + " pass-through")
             stages.append(
                 await pass_through(kafka, count, batched=batched, broker_pid=broker.pid or 0)
             )
-            _say(f"  {stages[-1].events_per_s:,.0f} events/s")
+            say(f"  {stages[-1].events_per_s:,.0f} events/s")
         for replicas in (1, 2):
-            _say(f"measuring ingest with {replicas} process(es)")
+            say(f"measuring ingest with {replicas} process(es)")
             stages.append(
                 await _ingest(
                     kafka, count, Path(scratch), replicas=replicas, broker_pid=broker.pid or 0
                 )
             )
-            _say(f"  {stages[-1].events_per_s:,.0f} events/s")
+            say(f"  {stages[-1].events_per_s:,.0f} events/s")
     ingest = stages[2]
     result = {
         "benchmark": "ingest",
@@ -190,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.events, args.out))
-    _say(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    say(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     return 0
 
 

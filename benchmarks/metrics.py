@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from asyncio.subprocess import Process
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.events import valid_events
+from benchmarks.loading import preload
 from benchmarks.machine import describe
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib, rss_mib
-from benchmarks.report import write_table
+from benchmarks.report import say, write_table
 from benchmarks.service_process import counter_total, spawn, stop
 from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType, event_adapter
@@ -40,11 +41,6 @@ from services.common.publishing import BatchPublisher, OutboundRecord
 from services.common.topics import ensure_topics
 from services.metrics.fold import PartitionState, apply
 from services.metrics.plan import compile_roadmap
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 def fold_rates(count: int) -> dict[str, float]:
@@ -82,18 +78,6 @@ def _records(kafka: KafkaSettings, values: Sequence[bytes]) -> list[OutboundReco
     return records
 
 
-async def _load(kafka: KafkaSettings, values: Sequence[bytes]) -> None:
-    publisher = BatchPublisher(kafka, service="bench-loader")
-    await publisher.start()
-    try:
-        for start in range(0, len(values), 5000):
-            await publisher.publish(_records(kafka, values[start : start + 5000]))
-            if (start // 5000) % 40 == 39:
-                _say(f"  loaded {start + 5000:,}/{len(values):,}")
-    finally:
-        await publisher.stop()
-
-
 def _folded(text: str) -> int:
     return counter_total(text, "roadmap_metrics_events")
 
@@ -125,8 +109,8 @@ async def service_rate_and_latency(
     kafka: KafkaSettings, count: int, log_dir: Path, *, rate: int, seconds: int
 ) -> dict[str, Any]:
     values = [value for _, value in valid_events(count, seed=11)]
-    _say(f"loading {count:,} canonical events")
-    await _load(kafka, values)
+    say(f"loading {count:,} canonical events")
+    await preload(kafka, _records(kafka, values), len(values))
     port = free_port()
     process = await spawn(
         "metrics",
@@ -139,7 +123,7 @@ async def service_rate_and_latency(
             first, done, first_count = await _until_folded(client, process, count)
             cpu = cpu_seconds(process.pid)
             replay = (count - first_count) / max(done - first, 0.05)
-            _say(f"  replayed at {replay:,.0f} events/s")
+            say(f"  replayed at {replay:,.0f} events/s")
             latencies = await _latency(kafka, client, count, rate=rate, seconds=seconds)
     finally:
         await stop(process)
@@ -168,7 +152,7 @@ async def _latency(
     records = _records(kafka, values)
     publisher = BatchPublisher(kafka, service="bench-latency")
     await publisher.start()
-    _say(f"measuring latency: {total:,} events at {rate:,}/s")
+    say(f"measuring latency: {total:,} events at {rate:,}/s")
 
     async def folded() -> int:
         return _folded((await client.get("/metrics")).text) - already
@@ -181,12 +165,9 @@ async def _latency(
         await publisher.stop()
 
 
-async def memory_after_shipments(
-    kafka: KafkaSettings, shipments: int, log_dir: Path
-) -> dict[str, Any]:
-    shipment_kafka = kafka.model_copy(update={"topic_prefix": kafka.topic_prefix + "mem."})
-    await ensure_topics(shipment_kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
-    _say(f"loading {shipments:,} canonical shipments")
+def _distinct_shipments(kafka: KafkaSettings, shipments: int) -> Iterator[OutboundRecord]:
+    """``shipments`` canonical shipments with distinct ids, generated 100,000 at a time (the
+    generator repeats its ids, so each block gets its own prefix)."""
     chunk = 100_000
     for start in range(0, shipments, chunk):
         values = [
@@ -195,8 +176,16 @@ async def memory_after_shipments(
             )
             for _, v in valid_events(min(chunk, shipments - start), only=EventType.TRADE_SHIPMENT)
         ]
-        await _load(shipment_kafka, values)
-        _say(f"  loaded {start + len(values):,}/{shipments:,}")
+        yield from _records(kafka, values)
+
+
+async def memory_after_shipments(
+    kafka: KafkaSettings, shipments: int, log_dir: Path
+) -> dict[str, Any]:
+    shipment_kafka = kafka.model_copy(update={"topic_prefix": kafka.topic_prefix + "mem."})
+    await ensure_topics(shipment_kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
+    say(f"loading {shipments:,} canonical shipments")
+    await preload(shipment_kafka, _distinct_shipments(shipment_kafka, shipments), shipments)
     port = free_port()
     process = await spawn(
         "metrics",
@@ -226,15 +215,15 @@ async def memory_after_shipments(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     machine = describe()
-    _say(f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB")
-    _say(f"pure fold over {args.fold_events:,} events")
+    say(f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB")
+    say(f"pure fold over {args.fold_events:,} events")
     result: dict[str, Any] = {
         "benchmark": "metrics",
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine,
         "fold": fold_rates(args.fold_events),
     }
-    _say(f"  {result['fold']}")
+    say(f"  {result['fold']}")
     with (
         tempfile.TemporaryDirectory(prefix="bench-metrics-") as scratch,
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
@@ -244,9 +233,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["service"] = await service_rate_and_latency(
             kafka, args.events, Path(scratch), rate=args.rate, seconds=args.seconds
         )
-        _say(f"  {result['service']}")
+        say(f"  {result['service']}")
         result["memory"] = await memory_after_shipments(kafka, args.shipments, Path(scratch))
-        _say(f"  {result['memory']}")
+        say(f"  {result['memory']}")
     write_table(result, args.out)
     return result
 

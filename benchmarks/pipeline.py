@@ -41,7 +41,8 @@ from benchmarks.machine import describe
 from benchmarks.pass_through import pass_through
 from benchmarks.pipeline_report import percentiles, plot, render_markdown
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
-from benchmarks.service_process import counter_total, spawn, stop
+from benchmarks.report import say
+from benchmarks.service_process import counter_total, spawn, stop, until_ready
 from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType
 from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
@@ -55,11 +56,6 @@ SERVICES = ("ingest", "metrics", "alerts")
 SAMPLE_EVERY_S = 0.1
 PUBLISH_CHUNK = 2000
 GIVE_UP_AFTER_S = 1800
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
 
 
 @dataclass
@@ -119,23 +115,9 @@ async def _start_services(kafka: KafkaSettings, log_dir: Path) -> Running:
         clients[service] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
     running = Running(processes, clients, log_dir)
     for service in SERVICES:
-        await _until_ready(running, service)
+        await until_ready(processes[service], clients[service], log=log_dir / f"{service}.log")
+        say(f"  {service} ready")
     return running
-
-
-async def _until_ready(running: Running, service: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if running.processes[service].returncode is not None:
-            raise RuntimeError(f"{service} exited; see {running.log_dir / service}.log")
-        try:
-            if (await running.clients[service].get("/readyz")).status_code == 200:
-                _say(f"  {service} ready")
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"{service} not ready after 120 s; see {running.log_dir / service}.log")
 
 
 async def _counters(running: Running) -> tuple[int, int, int, int]:
@@ -152,9 +134,9 @@ async def _counters(running: Running) -> tuple[int, int, int, int]:
 
 
 async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -> dict[str, Any]:
-    _say(f"generating {count:,} upstream messages (seed {seed})")
+    say(f"generating {count:,} upstream messages (seed {seed})")
     stream = pipeline_stream(count, seed=seed)
-    _say("  " + ", ".join(f"{kind} {n:,}" for kind, n in stream.kinds.items()))
+    say("  " + ", ".join(f"{kind} {n:,}" for kind, n in stream.kinds.items()))
     records = _records(kafka, stream.messages)
     publisher = BatchPublisher(kafka, service="bench-upstream")
     await publisher.start()
@@ -170,7 +152,7 @@ async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -
             published += len(chunk)
         result.published_at_s = time.perf_counter() - start
 
-    _say("burst: publishing upstream while sampling every service's /metrics")
+    say("burst: publishing upstream while sampling every service's /metrics")
     producer = asyncio.create_task(publish())
     next_report = count // 10
     try:
@@ -180,7 +162,7 @@ async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -
                 Sample(time.perf_counter() - start, published, received, folded, snapshots)
             )
             if received >= next_report:
-                _say(f"  published {published:,}, ingest {received:,}, metrics folded {folded:,}")
+                say(f"  published {published:,}, ingest {received:,}, metrics folded {folded:,}")
                 next_report += count // 10
             if received >= count and folded >= accepted and producer.done():
                 break
@@ -277,7 +259,7 @@ async def latency(
     already = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
     publisher = BatchPublisher(kafka, service="bench-latency")
     await publisher.start()
-    _say(f"latency: {total:,} new events at {rate:,}/s, upstream publish to metrics' /metrics")
+    say(f"latency: {total:,} new events at {rate:,}/s, upstream publish to metrics' /metrics")
 
     async def folded() -> int:
         text = await running.scrape("metrics")
@@ -301,7 +283,7 @@ async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> 
         {"HTTP_PORT": str(port), "GROUP_ID": "bench-metrics-alone", "LOG_FORMAT": "text"},
         log_dir / "metrics-alone.log",
     )
-    _say(f"metrics alone: replaying {canonical:,} canonical events")
+    say(f"metrics alone: replaying {canonical:,} canonical events")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             first = last = 0.0
@@ -326,7 +308,7 @@ async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> 
     finally:
         await stop(process)
     rate = (folded - first_count) / max(last - first, SAMPLE_EVERY_S)
-    _say(f"  {rate:,.0f} events/s")
+    say(f"  {rate:,.0f} events/s")
     return {
         "events": folded,
         "events_per_s": round(rate),
@@ -337,7 +319,7 @@ async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     machine = describe()
-    _say(
+    say(
         f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, aiokafka {machine['aiokafka']}, FastStream "
         f"{machine['faststream']}, pydantic {machine['pydantic']}, broker {machine['broker']}"
@@ -349,7 +331,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log_dir = Path(scratch)
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=PREFIX)
         await ensure_topics(kafka, TOPICS)
-        _say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
+        say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
         running = await _start_services(kafka, log_dir)
         try:
             burst_figures = await burst(kafka, running, args.events, args.seed)
@@ -366,11 +348,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         alone = await metrics_alone(
             kafka, burst_figures["canonical_events"] + latency_figures["events"], log_dir
         )
-        _say(f"ceiling: bare aiokafka pass-through of {args.events:,} upstream messages")
+        say(f"ceiling: bare aiokafka pass-through of {args.events:,} upstream messages")
         ceiling = await pass_through(
             kafka, args.events, batched=False, broker_pid=broker.pid or 0, group="bench-pipeline"
         )
-        _say(f"  {ceiling.events_per_s:,.0f} events/s")
+        say(f"  {ceiling.events_per_s:,.0f} events/s")
     stage_rates = {
         "ingest": burst_figures["ingest_events_per_s"],
         "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
@@ -419,8 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--events must be at least 1000")
     result = asyncio.run(run(args))
     write(result, args.out)
-    _say(f"wrote {args.out / 'benchmarks.md'}, benchmarks.json and benchmarks.png")
-    _say(render_markdown(json.loads((args.out / "benchmarks.json").read_text())))
+    say(f"wrote {args.out / 'benchmarks.md'}, benchmarks.json and benchmarks.png")
+    say(render_markdown(json.loads((args.out / "benchmarks.json").read_text())))
     return 0
 
 

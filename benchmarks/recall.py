@@ -23,41 +23,19 @@ from typing import Any
 import httpx
 
 from benchmarks.events import valid_events
+from benchmarks.loading import preload
 from benchmarks.machine import describe
 from benchmarks.process_stats import peak_rss_mib, rss_mib
-from benchmarks.report import write_table
-from benchmarks.service_process import spawn, stop
+from benchmarks.report import say, write_table
+from benchmarks.service_process import spawn, stop, until_ready
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import EmbeddedBroker, free_port
-from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.publishing import OutboundRecord
 from services.common.topics import ensure_topics
 
 PREFIX = "bench."
 READY_WITHIN_S = 300
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
-async def _preload_canonical(kafka: KafkaSettings, count: int) -> None:
-    """``count`` distinct events on the canonical topic, keyed so they spread over partitions."""
-    topic = kafka.topic_name(CANONICAL_EVENTS)
-    publisher = BatchPublisher(kafka, service="bench-loader")
-    await publisher.start()
-    chunk: list[OutboundRecord] = []
-    try:
-        for n, (_, value) in enumerate(valid_events(count), start=1):
-            chunk.append(OutboundRecord(topic, f"k{n}".encode(), value))
-            if len(chunk) == 5000 or n == count:
-                await publisher.publish(chunk)
-                chunk = []
-                if n % 50_000 == 0 or n == count:
-                    _say(f"  pre-loaded {n:,}/{count:,}")
-    finally:
-        await publisher.stop()
 
 
 async def _start_until_ready(
@@ -72,26 +50,17 @@ async def _start_until_ready(
         "DEDUP_RECALL": "true" if recall else "false",
     }
     started = time.perf_counter()
-    process = await spawn("ingest", kafka, settings, scratch / f"ingest-{recall}.log")
+    log = scratch / f"ingest-{recall}.log"
+    process = await spawn("ingest", kafka, settings, log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"ingest exited with {process.returncode}; see {scratch}")
-                if time.perf_counter() - started > READY_WITHIN_S:
-                    raise TimeoutError(f"ingest not ready after {READY_WITHIN_S}s")
-                try:
-                    response = await client.get("/readyz")
-                except httpx.HTTPError:
-                    response = None
-                if response is not None and response.status_code == 200:
-                    break
-                await asyncio.sleep(0.05)
-            ready_s = time.perf_counter() - started
-            detail = response.json()["checks"]["dedup"]["detail"]
+            response = await until_ready(
+                process, client, log=log, within_s=READY_WITHIN_S, poll_s=0.05
+            )
+        ready_s = time.perf_counter() - started
         return {
             "seconds_to_ready": round(ready_s, 2),
-            "readyz_dedup": detail,
+            "readyz_dedup": response.json()["checks"]["dedup"]["detail"],
             "rss_mib_when_ready": rss_mib(process.pid),
             "peak_rss_mib": peak_rss_mib(process.pid),
         }
@@ -101,7 +70,7 @@ async def _start_until_ready(
 
 async def run(count: int, out_dir: Path) -> dict[str, Any]:
     machine = describe()
-    _say(
+    say(
         f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, broker {machine['broker']}"
     )
@@ -113,16 +82,21 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         await ensure_topics(
             kafka, [*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS]
         )
-        _say(f"pre-loading {count:,} canonical events ({kafka.topic_partitions} partitions)")
-        await _preload_canonical(kafka, count)
+        say(f"pre-loading {count:,} canonical events ({kafka.topic_partitions} partitions)")
+        topic = kafka.topic_name(CANONICAL_EVENTS)
+        canonical = (
+            OutboundRecord(topic, f"k{n}".encode(), value)
+            for n, (_, value) in enumerate(valid_events(count))
+        )
+        await preload(kafka, canonical, count)
         runs = {}
         for recall in (False, True):
             name = "recall_on" if recall else "recall_off"
-            _say(f"starting ingest with {name.replace('_', ' ')}")
+            say(f"starting ingest with {name.replace('_', ' ')}")
             runs[name] = await _start_until_ready(
                 kafka, count, recall=recall, scratch=Path(scratch)
             )
-            _say(f"  {json.dumps(runs[name])}")
+            say(f"  {json.dumps(runs[name])}")
     off, on = runs["recall_off"], runs["recall_on"]
     result: dict[str, Any] = {
         "benchmark": "recall",
@@ -146,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.events, args.out))
-    _say(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    say(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     return 0
 
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+
+def say(message: str) -> None:
+    """One line of progress or result on stdout, flushed at once (runs take minutes)."""
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def _save_json_and_header(result: dict[str, Any], out_dir: Path, run: str) -> list[str]:

@@ -6,10 +6,12 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from asyncio.subprocess import Process
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.config import KafkaSettings
@@ -32,6 +34,31 @@ async def spawn(
         return await asyncio.create_subprocess_exec(
             str(cli), "run", service, env=env, stdout=out, stderr=out
         )
+
+
+async def until_ready(
+    process: Process,
+    client: httpx.AsyncClient,
+    *,
+    log: Path,
+    within_s: float = 120.0,
+    poll_s: float = 0.2,
+) -> httpx.Response:
+    """Poll ``/readyz`` until it answers 200 and return that answer; ``RuntimeError`` naming
+    ``log`` if the process exits or ``within_s`` passes first."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}; see {log}")
+        try:
+            response = await client.get("/readyz")
+        except httpx.HTTPError:
+            pass
+        else:
+            if response.status_code == 200:
+                return response
+        await asyncio.sleep(poll_s)
+    raise RuntimeError(f"the service was not ready after {within_s:.0f} s; see {log}")
 
 
 STOP_WITHIN_S = 60
