@@ -209,7 +209,10 @@ async def memory_after_shipments(
         "entities_held": entities,
         "rss_mib_after_replay": rss,
         "peak_rss_mib": peak,
-        "replay_events_per_s": round((shipments - first_count) / (done - first)),
+        # None when the replay was over by the first poll (a small --shipments): no rate to take
+        "replay_events_per_s": (
+            round((shipments - first_count) / (done - first)) if done > first else None
+        ),
     }
 
 
