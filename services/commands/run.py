@@ -29,6 +29,9 @@ def run_service(name: str) -> int:
         return 2
     try:
         asyncio.run(serve(app))
+    except ConfigError as exc:  # e.g. a compression codec that cannot be read
+        sys.stderr.write(f"roadmap-monitor run {name}: {exc}\n")
+        return 2
     except Exception:
         logging.getLogger(__name__).exception("service %s failed", name)
         return 1

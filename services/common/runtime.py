@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from contracts.topics import TopicSpec
+from services.common.codecs import require_codecs
 from services.common.config import ServiceSettings
 from services.common.http import CheckResult
 from services.common.topics import ensure_topics
@@ -98,7 +99,13 @@ async def _connect(app: ServiceApp, stop: asyncio.Event) -> bool:
 
 
 async def serve(app: ServiceApp, stop: asyncio.Event | None = None) -> None:
-    """Run ``app`` until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down cleanly."""
+    """Run ``app`` until ``stop`` is set or SIGTERM/SIGINT arrives, then shut down cleanly.
+
+    Raises ``CodecUnavailable`` (a ``ConfigError``) before anything starts when a Kafka
+    compression codec cannot be read: better no service than one that stops at the first
+    compressed batch.
+    """
+    require_codecs()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
