@@ -32,6 +32,7 @@ from contracts.records import DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
+from services.common.reading import state_reader
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_REJECTED = 0, 1, 2
 BATCH_EVENTS = 500
@@ -177,7 +178,7 @@ async def publish_kafka(
     tally = Tally(len(lines))
     progress = Progress(err, len(lines))
     outputs = [kafka.topic_name(CANONICAL_EVENTS), kafka.topic_name(DEAD_LETTERS)]
-    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False)
+    consumer = state_reader(kafka, client_id=f"{kafka.client_id}-publish")
     producer = AIOKafkaProducer(**client_options(kafka), acks="all")
     await consumer.start()
     await producer.start()

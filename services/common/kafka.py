@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias
 
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.security import parse_security
 from prometheus_client import CollectorRegistry
 
+from services.common import fetch_guard
 from services.common.config import KafkaSettings
+
+Records: TypeAlias = "ConsumerRecord[Any, Any] | tuple[ConsumerRecord[Any, Any], ...]"
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -33,7 +38,10 @@ def make_broker(
     """A FastStream broker for ``service``; producers wait for all in-sync replicas.
 
     With a ``registry``, FastStream's own Prometheus metrics (``faststream_*``) go into it.
+    Its consumers are guarded (``fetch_guard``): an unreadable partition waits alone. Give its
+    subscribers ``parser=raw_headers`` so headers reach the handlers as the producer sent them.
     """
+    fetch_guard.install()
     middlewares: Sequence[Any] = (
         (KafkaPrometheusMiddleware(registry=registry, app_name=service),) if registry else ()
     )
@@ -52,3 +60,23 @@ def make_broker(
         # Topics are created deliberately at start-up with configured partitions.
         allow_auto_create_topics=False,
     )
+
+
+async def no_decoding(_: Any) -> None:
+    """A FastStream decoder that leaves bodies alone: the handlers decode the raw records with
+    ``contracts``."""
+
+
+async def raw_headers(records: Records, original: Callable[[Records], Awaitable[Any]]) -> Any:
+    """FastStream's own parsing, but with every record's headers left as bytes.
+
+    FastStream decodes each header value as UTF-8 before any handler runs: a null value or one
+    that is not UTF-8 raises there, and the batch never reaches the handler (nor the DLQ). The
+    handlers read ``raw_message`` themselves, so FastStream is given copies without headers and
+    the message carries the records as received.
+    """
+    batch = records if isinstance(records, tuple) else (records,)
+    bare = tuple(dataclasses.replace(r, headers=()) if r.headers else r for r in batch)
+    message = await original(bare if isinstance(records, tuple) else bare[0])
+    message.raw_message = records
+    return message

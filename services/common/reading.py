@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.common import fetch_guard
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
 
@@ -23,7 +24,11 @@ RecordSink = Callable[[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], 
 
 
 def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
-    """A consumer outside any group, for partitions the caller assigns and positions itself."""
+    """A consumer outside any group, for partitions the caller assigns and positions itself.
+
+    Guarded like every consumer of the product (``fetch_guard``).
+    """
+    fetch_guard.install()
     return AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": client_id},
         group_id=None,
