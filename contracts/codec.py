@@ -8,6 +8,7 @@ JSON numbers are parsed as ``Decimal`` so amounts are read exactly.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -20,6 +21,11 @@ from contracts.keys import AnyEvent
 
 MAX_EVENT_BYTES = 64 * 1024
 """Largest accepted message, in bytes (DESIGN section 3)."""
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest accepted set of Kafka headers (keys and values together), in bytes."""
+
+Headers = Sequence[tuple[str, bytes | None]]
+"""Kafka record headers as aiokafka gives them; a key that was not UTF-8 holds surrogates."""
 
 
 class RejectReason(StrEnum):
@@ -35,6 +41,12 @@ class RejectReason(StrEnum):
     SCHEMA = "schema"
     EVENT_ID_REUSED = "event_id_reused"
     """Valid on its own, but its ``event_id`` was already accepted with different content."""
+    TOMBSTONE = "tombstone"
+    """A Kafka record with a null value: events are corrected, never deleted."""
+    HEADERS_TOO_LARGE = "headers_too_large"
+    """The record's headers are over ``MAX_HEADER_BYTES``."""
+    HEADERS_NOT_UTF8 = "headers_not_utf8"
+    """A header key or value is not UTF-8 text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,69 @@ def _check_envelope(obj: dict[str, Any], expected_type: EventType | None) -> Rej
             f"schema_version {version} is not supported (this build reads {SCHEMA_VERSION})",
         )
     return event_type
+
+
+def header_key_text(key: str) -> str:
+    """A header key as readable text: bytes that were not UTF-8 are written as ``\\xNN``."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def headers_size(headers: Headers) -> int:
+    """Bytes of every header key and value, as they were on the wire."""
+    return sum(
+        len(key.encode("utf-8", "surrogateescape")) + len(value or b"") for key, value in headers
+    )
+
+
+def check_headers(headers: Headers, *, max_bytes: int = MAX_HEADER_BYTES) -> Rejected | None:
+    """``None`` when the headers are acceptable: at most ``max_bytes``, keys and values UTF-8
+    (a null value is allowed); else the rejection, naming the header."""
+    if not headers:
+        return None
+    size = headers_size(headers)
+    if size > max_bytes:
+        return Rejected(
+            RejectReason.HEADERS_TOO_LARGE,
+            f"{len(headers)} headers of {size:,} bytes; the limit is {max_bytes:,}",
+        )
+    for index, (key, value) in enumerate(headers):
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            return Rejected(
+                RejectReason.HEADERS_NOT_UTF8,
+                f"header {index} has a key that is not UTF-8: {header_key_text(key)!r}",
+            )
+        if value is None:
+            continue
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(
+                RejectReason.HEADERS_NOT_UTF8,
+                f"header {key!r} has a value that is not UTF-8 (invalid byte at {exc.start})",
+            )
+    return None
+
+
+def decode_record(
+    value: bytes | None,
+    headers: Headers = (),
+    *,
+    expected_type: EventType | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> DecodeResult:
+    """Validate one Kafka record: its value must not be null (a tombstone), its headers must
+    pass ``check_headers``, then its value is decoded as by ``decode_event``. Never raises."""
+    if value is None:
+        return Rejected(
+            RejectReason.TOMBSTONE,
+            "a null value (tombstone): events are never deleted; send a correction instead",
+        )
+    refused = check_headers(headers)
+    if refused is not None:
+        return refused
+    return decode_event(value, expected_type=expected_type, max_bytes=max_bytes)
 
 
 def decode_event(

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from contracts.codec import FieldError, RejectReason
 from contracts.events import Contract
@@ -22,6 +22,17 @@ under a broker's default 1 MB message limit even after base64."""
 DLQ_MAX_KEY_BYTES = 1024
 """A DLQ message is keyed by the original key; a longer key is replaced by ``sha256:<hex>`` of
 it (same key, same digest, same partition), so key and value together stay under 1 MB."""
+DLQ_MAX_HEADER_BYTES = 16 * 1024
+"""Original headers kept in a DLQ record, in order, up to this many bytes of keys and values."""
+
+
+class DlqHeader(Contract):
+    """One header of the rejected message (kept as sent: no whitespace is trimmed)."""
+
+    model_config = ConfigDict(str_strip_whitespace=False)
+
+    key: StrictStr = Field(description="The key; bytes that were not UTF-8 are written as \\xNN")
+    value_base64: StrictStr | None = Field(description="The value, base64; None for a null value")
 
 
 class DlqRecord(Contract):
@@ -39,6 +50,12 @@ class DlqRecord(Contract):
         default=False, description="True when only the first DLQ_MAX_ORIGINAL_BYTES are kept"
     )
     original_base64: StrictStr = Field(description="The message as received, base64")
+    original_headers: list[DlqHeader] = Field(
+        default_factory=list, description="The message's Kafka headers, in order"
+    )
+    original_headers_truncated: StrictBool = Field(
+        default=False, description="True when headers beyond DLQ_MAX_HEADER_BYTES were left out"
+    )
 
 
 class KpiSnapshot(Contract):

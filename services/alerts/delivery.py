@@ -28,16 +28,13 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt, Receiver
 from services.alerts.retry import backoff, out_of_budget
 from services.alerts.routing import route, wants
+from services.common.kafka import no_decoding, raw_headers
 
 log = logging.getLogger(__name__)
 
 
 class Interrupted(Exception):
     """The service is stopping; the record stays uncommitted and will be re-delivered."""
-
-
-async def _no_decoding(_: KafkaMessage) -> None:
-    """Records are validated by ``contracts`` in the handler."""
 
 
 class Deliverer:
@@ -160,7 +157,8 @@ def subscribe_delivery(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         max_poll_interval_ms=poll_interval_ms,
-        decoder=_no_decoding,
+        decoder=no_decoding,
+        parser=raw_headers,
         title="alerts: delivery",
         description="Alert records handed to receivers; committed once every receiver is done.",
     )

@@ -23,6 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult
+from services.common.kafka import no_decoding, raw_headers
 from services.common.publishing import PublishError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
@@ -30,10 +31,6 @@ from services.ingest.settings import IngestSettings
 from services.ingest.triage import SourceRecord
 
 log = logging.getLogger(__name__)
-
-
-async def _no_decoding(_: KafkaMessage) -> None:
-    """Bodies are validated by ``contracts`` from the raw records, not by FastStream."""
 
 
 def _names(partitions: list[TopicPartition]) -> str:
@@ -91,7 +88,8 @@ class UpstreamConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             ack_policy=AckPolicy.MANUAL,
             listener=self._tracker,
-            decoder=_no_decoding,
+            decoder=no_decoding,
+            parser=raw_headers,
             title="ingest: upstream events",
             description=(
                 "Upstream JSON events, one topic per type. Each message yields exactly one "
@@ -112,8 +110,9 @@ class UpstreamConsumer:
                 partition=r.partition,
                 offset=r.offset,
                 key=r.key,
-                value=r.value or b"",
+                value=r.value,
                 expected_type=self._type_by_topic.get(r.topic),
+                headers=r.headers,
             )
             for r in batch
         ]

@@ -6,13 +6,16 @@ import base64
 import hashlib
 from datetime import datetime
 
+from contracts.codec import Headers, header_key_text, headers_size
 from contracts.records import (
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_OFFSET,
     DLQ_HEADER_SOURCE_PARTITION,
     DLQ_HEADER_SOURCE_TOPIC,
+    DLQ_MAX_HEADER_BYTES,
     DLQ_MAX_KEY_BYTES,
     DLQ_MAX_ORIGINAL_BYTES,
+    DlqHeader,
     DlqRecord,
 )
 from services.common.publishing import OutboundRecord
@@ -24,10 +27,32 @@ def canonical_record(outcome: Canonical, *, topic: str) -> OutboundRecord:
     return OutboundRecord(topic, outcome.key, outcome.value, partition_key=outcome.partition_key)
 
 
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def kept_headers(headers: Headers) -> tuple[list[DlqHeader], bool]:
+    """The headers a DLQ record keeps, in order, up to ``DLQ_MAX_HEADER_BYTES``; and whether
+    some were left out."""
+    kept: list[DlqHeader] = []
+    size = 0
+    for key, value in headers:
+        size += headers_size([(key, value)])
+        if size > DLQ_MAX_HEADER_BYTES:
+            return kept, True
+        kept.append(
+            DlqHeader(key=header_key_text(key), value_base64=None if value is None else _b64(value))
+        )
+    return kept, False
+
+
 def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
-    """The DLQ record: why, where from, and the original bytes (cut to a size any broker takes)."""
+    """The DLQ record: why, where from, and the original bytes and headers (cut to a size any
+    broker takes)."""
     source, rejection = outcome.source, outcome.rejection
-    original = source.value[:DLQ_MAX_ORIGINAL_BYTES]
+    value = source.value or b""
+    original = value[:DLQ_MAX_ORIGINAL_BYTES]
+    headers, headers_cut = kept_headers(source.headers)
     return DlqRecord(
         reason=rejection.reason,
         detail=rejection.detail,
@@ -36,9 +61,11 @@ def dlq_value(outcome: DeadLetter, *, now: datetime) -> DlqRecord:
         source_partition=source.partition,
         source_offset=source.offset,
         rejected_at=now,
-        original_size=len(source.value),
-        original_truncated=len(original) < len(source.value),
-        original_base64=base64.b64encode(original).decode("ascii"),
+        original_size=len(value),
+        original_truncated=len(original) < len(value),
+        original_base64=_b64(original),
+        original_headers=headers,
+        original_headers_truncated=headers_cut,
     )
 
 

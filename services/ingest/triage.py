@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from contracts.codec import Accepted, Rejected, RejectReason, decode_event, encode_event
+from contracts.codec import Accepted, Headers, Rejected, RejectReason, decode_record, encode_event
 from contracts.events import EventType
 from contracts.keys import AnyEvent, message_key, partition_key
 from services.ingest.dedup import PendingIds, Seen
@@ -22,8 +22,10 @@ class SourceRecord(NamedTuple):
     partition: int | None
     offset: int | None
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    """None for a Kafka tombstone."""
     expected_type: EventType | None
+    headers: Headers = ()
 
 
 class Canonical(NamedTuple):
@@ -47,7 +49,7 @@ Outcome = Canonical | Duplicate | DeadLetter
 
 def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
     """Decode ``source`` and classify it against the ids accepted so far."""
-    result = decode_event(source.value, expected_type=source.expected_type)
+    result = decode_record(source.value, source.headers, expected_type=source.expected_type)
     if isinstance(result, Rejected):
         return DeadLetter(source, result)
     return _classify(result, source, pending)

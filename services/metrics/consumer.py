@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from contracts.events import event_adapter
 from services.common.http import CheckResult
+from services.common.kafka import no_decoding, raw_headers
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
@@ -32,10 +33,6 @@ from services.metrics.settings import MetricsSettings
 log = logging.getLogger(__name__)
 
 AfterBatch = Callable[[], Awaitable[None]]
-
-
-async def _no_decoding(_: KafkaMessage) -> None:
-    """Records are decoded by ``contracts`` in the handler, not by FastStream."""
 
 
 class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -78,7 +75,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             max_partition_fetch_bytes=8 * 1024 * 1024,
             ack_policy=AckPolicy.MANUAL,
             listener=self,
-            decoder=_no_decoding,
+            decoder=no_decoding,
+            parser=raw_headers,
             title="metrics: canonical events",
             description="Folded into indicator state; each owned partition replayed from 0.",
         )

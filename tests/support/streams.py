@@ -277,7 +277,7 @@ def _oddities(factory: EventFactory, rng: random.Random) -> list[Upstream]:
             )
         )
         odd.append(_rejected(event_type, b"", RejectReason.NOT_JSON, "empty value"))
-        tombstone = _rejected(event_type, None, RejectReason.NOT_JSON, "null value (tombstone)")
+        tombstone = _rejected(event_type, None, RejectReason.TOMBSTONE, "null value (tombstone)")
         odd.append(replace(tombstone, key=b"tombstone-%d" % n))
         odd.append(
             _rejected(

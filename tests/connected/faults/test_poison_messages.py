@@ -147,7 +147,7 @@ def _poison(factory: EventFactory, rng: random.Random) -> list[Poison]:
         Poison("10,000-digit integer", hire, b"[" + b"9" * 10_000 + b"]", not_json),
         Poison("NaN amount", ship, valid.replace(b'"tonnes": ', b'"tonnes": NaN, "x": '), not_json),
         Poison("empty value", mile, b"", not_json),
-        Poison("null value (tombstone)", hire, None, not_json, key=b"tombstone"),
+        Poison("null value (tombstone)", hire, None, RejectReason.TOMBSTONE, key=b"tombstone"),
         Poison("JSON null", ship, b"null", RejectReason.NOT_OBJECT),
         Poison("array of valid events", mile, b"[" + valid + b"]", RejectReason.NOT_OBJECT),
         Poison(
