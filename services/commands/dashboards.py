@@ -5,7 +5,8 @@ Four dashboards, written to ``deploy/grafana/dashboards/`` and provisioned by Gr
   and alert state;
 - trade: freight by corridor direction, mode and commodity;
 - projects and jobs: projects and investment by stage, jobs by sector;
-- pipeline health: throughput, DLQ by reason, consumer lag, latency, notifications.
+- pipeline health: throughput, DLQ by reason, consumer lag, stalled partitions, latency,
+  notifications.
 Every query uses only metrics the services export (a unit test checks this), and ``--check``
 exits 1 when the committed files differ from what the roadmap file generates.
 """
@@ -244,10 +245,7 @@ def pipeline() -> dict[str, Any]:
             ),
             _panel(
                 "Consumer lag",
-                [
-                    ("sum(roadmap_ingest_consumer_lag_messages)", "ingest"),
-                    ("sum(roadmap_metrics_consumer_lag_messages)", "metrics"),
-                ],
+                [("sum by (service) (roadmap_consumer_lag_messages)", "{{service}}")],
                 grid=(0, 16, 12, 8),
             ),
             _panel(
@@ -284,6 +282,12 @@ def pipeline() -> dict[str, Any]:
                 [("sum by (state) (roadmap_alerts_active)", "{{state}}")],
                 kind="stat",
                 grid=(12, 24, 12, 8),
+            ),
+            _panel(
+                "Stalled partitions (records to read, no progress)",
+                [("sum by (service) (roadmap_consumer_stalled)", "{{service}}")],
+                kind="stat",
+                grid=(0, 32, 24, 6),
             ),
         ],
     )

@@ -107,6 +107,12 @@ class ServiceSettings(BaseSettings):
     roadmap_file: Path = Field(default=Path("deploy/roadmap.yaml"), validation_alias="ROADMAP_FILE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    stall_after: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a partition may have records to read without progress before its "
+        "consumer counts as stalled (readiness 503, roadmap_consumer_stalled 1, an alert)",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 

@@ -14,6 +14,7 @@ from services.common.http import CheckResult, health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher
 from services.common.runtime import ServiceApp, broker_check
+from services.common.watchdog import ConsumerGauges
 from services.ingest.consumer import UpstreamConsumer
 from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import events_route
@@ -70,7 +71,7 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         canonical_topic=settings.kafka.topic_name(CANONICAL_EVENTS),
         dlq_topic=settings.kafka.topic_name(DEAD_LETTERS),
     )
-    consumer = UpstreamConsumer(broker, settings, pipeline, metrics)
+    consumer = UpstreamConsumer(broker, settings, pipeline, metrics, ConsumerGauges(registry))
     _declare_outputs(broker, settings)
 
     async def producer_ready() -> CheckResult:
@@ -96,5 +97,7 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         # The producer starts only once the window is recalled: until then POST /v1/events
         # answers 503, rather than admitting events against a window that is not complete.
         connect=[recall.connect, publisher.start],
+        after_start=[consumer.watchdog.start],
+        before_stop=[consumer.watchdog.stop],
         disconnect=[publisher.stop],
     )

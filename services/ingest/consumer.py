@@ -3,16 +3,15 @@
 Acknowledgement is manual and deliberate (FastStream's default would auto-commit, i.e. at most
 once): a batch's offsets are committed only after every outcome was acknowledged by the broker.
 If the publish fails, each partition is rewound to the batch's first record and read again
-after a back-off; a refused commit (a rebalance) means re-delivery, never loss.
+after a back-off; a refused commit (a rebalance) means re-delivery, never loss. A progress
+watchdog reports a partition that has records to read and does not move (``INGEST_STALL_AFTER``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -25,6 +24,7 @@ from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult
 from services.common.kafka import no_decoding, raw_headers
 from services.common.publishing import PublishError
+from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.settings import IngestSettings
@@ -38,14 +38,10 @@ def _names(partitions: list[TopicPartition]) -> str:
 
 
 class _AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, metrics: IngestMetrics) -> None:
+    def __init__(self) -> None:
         self.assigned_once = False
-        self._metrics = metrics
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        for tp in revoked:
-            with contextlib.suppress(KeyError):  # never measured
-                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         if revoked:
             log.info("partitions revoked", extra={"partitions": _names(revoked)})
 
@@ -55,7 +51,7 @@ class _AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class UpstreamConsumer:
-    """Wires the upstream subscriber into ``broker`` and keeps what readiness needs to know."""
+    """Wires the upstream subscriber into ``broker``, with a progress watchdog over it."""
 
     def __init__(
         self,
@@ -63,20 +59,16 @@ class UpstreamConsumer:
         settings: IngestSettings,
         pipeline: IngestPipeline,
         metrics: IngestMetrics,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
+        gauges: ConsumerGauges,
     ) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
         self._settings = settings
-        self._monotonic = monotonic
-        self._tracker = _AssignmentTracker(metrics)
+        self._tracker = _AssignmentTracker()
         self._type_by_topic = {
             settings.kafka.topic_name(spec): event_type
             for event_type, spec in UPSTREAM_TOPIC_BY_TYPE.items()
         }
-        self._last_progress = monotonic()
-        self._last_position_sum = -1
         self._retry_delay = 0.5
         self.subscriber = broker.subscriber(
             *self._type_by_topic,
@@ -97,6 +89,13 @@ class UpstreamConsumer:
             ),
         )
         self.subscriber(self.on_upstream_batch)
+        self.watchdog = ConsumerWatchdog(
+            service="ingest",
+            consumer_name=f"ingest (group {settings.group_id})",
+            consumer=lambda: self.subscriber.consumer,
+            gauges=gauges,
+            stall_after_s=settings.stall_after,
+        )
 
     async def on_upstream_batch(self, message: KafkaMessage) -> None:
         """Triage and publish a fetched batch, then commit its offsets."""
@@ -130,10 +129,14 @@ class UpstreamConsumer:
                 "offset commit refused; the batch will be re-delivered",
                 extra={"error": f"{type(exc).__name__}: {exc}", "records": len(batch)},
             )
-        self._after_batch(batch)
+        now_ms = time.time() * 1000
+        observe = self._metrics.event_latency.observe
+        for record in batch:
+            observe(max(0.0, (now_ms - record.timestamp) / 1000))
 
     async def _retry_later(self, message: KafkaMessage, exc: Exception) -> None:
         self._metrics.publish_failures.inc()
+        self.watchdog.note_error(f"publish not acknowledged: {exc}")
         log.warning(
             "publish not acknowledged; re-reading the batch",
             extra={"error": str(exc), "retry_in_s": self._retry_delay},
@@ -142,52 +145,11 @@ class UpstreamConsumer:
         await asyncio.sleep(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, self._settings.retry_max_s)
 
-    def _after_batch(self, batch: tuple[ConsumerRecord[Any, Any], ...]) -> None:
-        now_ms = time.time() * 1000
-        observe = self._metrics.event_latency.observe
-        last_offsets: dict[TopicPartition, int] = {}
-        for record in batch:
-            observe(max(0.0, (now_ms - record.timestamp) / 1000))
-            last_offsets[TopicPartition(record.topic, record.partition)] = record.offset
-        consumer = self.subscriber.consumer
-        if consumer is not None:
-            for tp, offset in last_offsets.items():
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    lag = max(0, highwater - offset - 1)
-                    self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        self._last_progress = self._monotonic()
-
     async def readiness(self) -> CheckResult:
-        """Ready once partitions were assigned, unless lagging without progress for too long."""
+        """Ready once partitions were assigned, unless a partition is stalled."""
         consumer = self.subscriber.consumer
         if consumer is None or not self._tracker.assigned_once:
             return CheckResult(False, "joining the consumer group")
-        assignment = list(consumer.assignment())
-        if not assignment:
+        if not consumer.assignment():
             return CheckResult(True, "no partitions assigned (idle group member)")
-        try:
-            lag, position_sum = await asyncio.wait_for(self._measure_lag(assignment), timeout=2.0)
-        except (KafkaError, TimeoutError, AssertionError) as exc:
-            # AssertionError: aiokafka asserts the partition is still assigned (rebalance).
-            return CheckResult(False, f"cannot read offsets: {type(exc).__name__}")
-        if position_sum != self._last_position_sum:
-            self._last_position_sum = position_sum
-            self._last_progress = self._monotonic()
-        idle_s = self._monotonic() - self._last_progress
-        if lag > 0 and idle_s > self._settings.stall_after_s:
-            return CheckResult(False, f"{lag} messages behind and no progress for {idle_s:.0f}s")
-        return CheckResult(True, f"{len(assignment)} partitions, {lag} messages behind")
-
-    async def _measure_lag(self, assignment: list[TopicPartition]) -> tuple[int, int]:
-        consumer = self.subscriber.consumer
-        assert consumer is not None
-        ends = await consumer.end_offsets(assignment)
-        lag = position_sum = 0
-        for tp in assignment:
-            position = await consumer.position(tp)
-            behind = max(0, ends[tp] - position)
-            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(behind)
-            lag += behind
-            position_sum += position
-        return lag, position_sum
+        return await self.watchdog.readiness()

@@ -71,12 +71,6 @@ class IngestMetrics:
             buckets=_BATCH_SIZES,
             registry=registry,
         )
-        self.consumer_lag = Gauge(
-            "roadmap_ingest_consumer_lag_messages",
-            "Messages in an assigned upstream partition not yet processed.",
-            ["topic", "partition"],
-            registry=registry,
-        )
         self.publish_failures = Counter(
             "roadmap_ingest_publish_failures",
             "Batches whose publish was not acknowledged; they are re-read and re-published.",

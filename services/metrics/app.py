@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from contracts.roadmap.loader import load_roadmap
 from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
-from services.common.http import CheckResult, health_app
+from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
 from services.common.runtime import ServiceApp, broker_check
+from services.common.watchdog import ConsumerGauges
 from services.metrics.consumer import CanonicalConsumer
 from services.metrics.exporter import RoadmapCollector, readings
 from services.metrics.fold import PartitionState
@@ -100,6 +101,7 @@ def create_app(
         settings,
         plan,
         metrics,
+        ConsumerGauges(registry),
         topic=settings.kafka.topic_name(CANONICAL_EVENTS),
         after_batch=after_batch,
     )
@@ -127,10 +129,15 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def replayed() -> CheckResult:
-        return await consumer.readiness()
-
-    http = health_app(registry, {"broker": broker_check(broker), "state": replayed}, routes=[])
+    http = health_app(
+        registry,
+        {
+            "broker": broker_check(broker),
+            "state": consumer.readiness,
+            "progress": consumer.watchdog.readiness,
+        },
+        routes=[],
+    )
     return ServiceApp(
         name=SERVICE,
         settings=settings,
@@ -139,7 +146,7 @@ def create_app(
         http=http,
         topics=[CANONICAL_EVENTS, KPI_SNAPSHOTS],
         connect=[publisher.start],
-        after_start=[start_ticker],
-        before_stop=[stop_ticker],
+        after_start=[start_ticker, consumer.watchdog.start],
+        before_stop=[consumer.watchdog.stop, stop_ticker],
         disconnect=[publisher.stop],
     )

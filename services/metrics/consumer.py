@@ -3,13 +3,14 @@
 State is owned per partition. When the group assigns a partition, its state starts empty and
 the partition is read from the beginning; the instance is ready once every owned partition has
 been read up to the end offset it had at assignment. A partition kept across a rebalance keeps
-its state and resumes where it was; a partition taken away is dropped. Offsets are never
-committed: the state is always rebuilt from the topic, so a restart gives the same numbers.
+its state and resumes where it was; a partition taken away is dropped. The state is always
+rebuilt from the topic, so a restart gives the same numbers: offsets are committed after each
+batch only so that the group's progress can be watched from outside (the alerts service does,
+as do Kafka's own tools); they are never resumed from.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections import Counter as Tally
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 from contracts.events import event_adapter
 from services.common.http import CheckResult
 from services.common.kafka import no_decoding, raw_headers
+from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
@@ -44,6 +47,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         settings: MetricsSettings,
         plan: RoadmapPlan,
         metrics: PipelineMetrics,
+        gauges: ConsumerGauges,
         *,
         topic: str,
         after_batch: AfterBatch,
@@ -81,6 +85,13 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             description="Folded into indicator state; each owned partition replayed from 0.",
         )
         self.subscriber(self.on_canonical_batch)
+        self.watchdog = ConsumerWatchdog(
+            service="metrics",
+            consumer_name=f"metrics (group {settings.group_id})",
+            consumer=lambda: self.subscriber.consumer,
+            gauges=gauges,
+            stall_after_s=settings.stall_after,
+        )
 
     # -- assignment ---------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -108,10 +119,9 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         for partition in self._released:
             self._positions.pop(partition, None)
             self._replay_to.pop(partition, None)
-            with contextlib.suppress(KeyError):
-                self._metrics.consumer_lag.remove(str(partition))
         self._released.clear()
         if fresh:
+            self.watchdog.restart(fresh)  # read again from the start on purpose
             await consumer.seek_to_beginning(*fresh)
             ends = await consumer.end_offsets(fresh)
             for tp in fresh:
@@ -155,18 +165,12 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         for (event_type, outcome), count in tally.items():
             self._metrics.events.labels(event_type, outcome).inc(count)
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
-        self._update_lag()
         self._update_gauges()
         await self._after_batch()
-
-    def _update_lag(self) -> None:
-        consumer = self.subscriber.consumer
-        if consumer is None:
-            return
-        for partition, position in self._positions.items():
-            highwater = consumer.highwater(TopicPartition(self._topic, partition))
-            if highwater is not None:
-                self._metrics.consumer_lag.labels(str(partition)).set(max(0, highwater - position))
+        try:
+            await message.ack()  # for watchers of the group only (see the module docstring)
+        except KafkaError as exc:
+            log.info("offset commit refused", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def _update_gauges(self) -> None:
         self._metrics.partitions_owned.set(len(self.states))

@@ -36,12 +36,6 @@ class PipelineMetrics:
             buckets=_SECONDS,
             registry=registry,
         )
-        self.consumer_lag = Gauge(
-            "roadmap_metrics_consumer_lag_messages",
-            "Canonical records not folded yet, per owned partition.",
-            ["partition"],
-            registry=registry,
-        )
         self.partitions_owned = Gauge(
             "roadmap_metrics_partitions_owned",
             "Canonical partitions this instance holds state for.",
