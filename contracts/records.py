@@ -102,6 +102,7 @@ class AlertName(StrEnum):
     DEADLINE_MISSED = "RoadmapDeadlineMissed"
     INDICATOR_STALE = "RoadmapIndicatorStale"
     PIPELINE_REJECTING = "RoadmapPipelineRejecting"
+    PIPELINE_STALLED = "RoadmapPipelineStalled"
 
 
 IDENTITY_LABELS = ("alertname", "indicator", "severity", "owner", "roadmap")

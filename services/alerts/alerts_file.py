@@ -95,6 +95,17 @@ class PipelineRule(_Model):
     runbook: Annotated[StrictStr, Field(min_length=1)] = "docs/runbooks.md#pipeline_rejecting"
 
 
+class StallRule(_Model):
+    """``RoadmapPipelineStalled``: a consumer has records to read and makes no progress.
+
+    When a partition counts as stalled is each service's ``<SERVICE>_STALL_AFTER``; this says
+    who is told."""
+
+    severity: Literal["info", "warning", "critical"] = "critical"
+    owner: Name = "platform"
+    runbook: Annotated[StrictStr, Field(min_length=1)] = "docs/runbooks.md#pipeline_stalled"
+
+
 class RetryPolicy(_Model):
     """Exponential backoff with jitter, bounded by a budget per notification and receiver."""
 
@@ -162,6 +173,7 @@ class AlertsFile(_Model):
     version: Literal[1]
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     pipeline: PipelineRule = Field(default_factory=PipelineRule)
+    stalled: StallRule = Field(default_factory=StallRule)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     receivers: list[ReceiverSpec] = Field(min_length=1)
     routes: list[Route] = Field(min_length=1)

@@ -17,6 +17,7 @@ from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS, 
 from services.alerts.alerts_file import load_alerts_file, resolve_receivers
 from services.alerts.delivery import Deliverer, subscribe_delivery
 from services.alerts.evaluator import Evaluator
+from services.alerts.group_watch import GroupWatch
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import build_receivers
 from services.alerts.settings import AlertsSettings
@@ -24,6 +25,7 @@ from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher
 from services.common.runtime import ServiceApp, broker_check
+from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 
 SERVICE = "alerts"
 
@@ -51,7 +53,6 @@ def create_app(
         description="Evaluates KPI snapshots against the roadmap and notifies on-call staff.",
     )
     publisher = BatchPublisher(settings.kafka, service=SERVICE)
-    evaluator = Evaluator(settings, roadmap, alerts_file, publisher, metrics, wall_clock=wall_clock)
     policy = alerts_file.retry
     client = httpx.AsyncClient(timeout=policy.timeout.total_seconds(), follow_redirects=False)
     receivers = build_receivers(
@@ -68,13 +69,32 @@ def create_app(
         metrics,
     )
     alerts_topic = settings.kafka.topic_name(ALERT_TRANSITIONS)
-    subscribe_delivery(
+    delivery = subscribe_delivery(
         broker,
         deliverer,
         metrics,
         topic=alerts_topic,
         group_id=settings.delivery_group_id,
         policy=policy,
+    )
+    gauges = ConsumerGauges(registry)
+    delivery_watchdog = ConsumerWatchdog(
+        service=SERVICE,
+        consumer_name=f"alerts delivery (group {settings.delivery_group_id})",
+        consumer=lambda: delivery.consumer,
+        gauges=gauges,
+        stall_after_s=settings.stall_after,
+    )
+    groups = GroupWatch(settings.kafka, settings.watch_groups, stall_after_s=settings.stall_after)
+    evaluator = Evaluator(
+        settings,
+        roadmap,
+        alerts_file,
+        publisher,
+        metrics,
+        gauges=gauges,
+        stalls=lambda: [*groups.stalls(), *delivery_watchdog.stalls()],
+        wall_clock=wall_clock,
     )
     broker.publisher(
         alerts_topic,
@@ -96,7 +116,11 @@ def create_app(
 
     http = health_app(
         registry,
-        {"broker": broker_check(broker), "evaluator": evaluator.readiness},
+        {
+            "broker": broker_check(broker),
+            "evaluator": evaluator.readiness,
+            "delivery": delivery_watchdog.readiness,
+        },
         routes=[Route("/v1/alerts", list_alerts, methods=["GET"])],
     )
     return ServiceApp(
@@ -106,8 +130,8 @@ def create_app(
         registry=registry,
         http=http,
         topics=[KPI_SNAPSHOTS, ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS],
-        connect=[publisher.start, evaluator.connect],
-        after_start=[evaluator.start],
-        before_stop=[stop_delivery, evaluator.stop],
+        connect=[publisher.start, evaluator.connect, groups.connect],
+        after_start=[evaluator.start, delivery_watchdog.start, groups.start],
+        before_stop=[stop_delivery, groups.stop, delivery_watchdog.stop, evaluator.stop],
         disconnect=[publisher.stop, client.aclose],
     )

@@ -5,13 +5,14 @@ Per indicator, from its current view and its trajectory (DESIGN sections 4 and 6
 - ``RoadmapDeadlineMissed``: after the deadline, the same test against the target;
 - ``RoadmapIndicatorStale``: no event newer than ``freshness`` (counting from the start when
   no data ever came).
-Plus ``RoadmapPipelineRejecting`` when the DLQ share over the window is above the limit.
+Plus ``RoadmapPipelineRejecting`` when the DLQ share over the window is above the limit, and
+``RoadmapPipelineStalled`` while a consumer has records to read and makes no progress.
 Nothing is said about an indicator before its start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -19,7 +20,7 @@ from contracts.keys import alert_key
 from contracts.records import AlertName
 from contracts.roadmap.model import Indicator, RoadmapFile
 from contracts.roadmap.trajectory import TargetTrajectory
-from services.alerts.alerts_file import PipelineRule
+from services.alerts.alerts_file import PipelineRule, StallRule
 from services.alerts.board import IndicatorView
 from services.alerts.pipeline_window import PipelineFigures
 from services.alerts.wording import (
@@ -31,9 +32,14 @@ from services.alerts.wording import (
     trajectory_name,
     with_unit,
 )
+from services.common.progress import Stall, describe, where
 
 PIPELINE_INDICATOR = "ingest_dlq_ratio"
 """The ``indicator`` label of ``RoadmapPipelineRejecting``."""
+PROGRESS_INDICATOR = "pipeline_progress"
+"""The ``indicator`` label of ``RoadmapPipelineStalled``."""
+LISTED_STALLS = 5
+"""Stalled partitions described one by one in the alert; the rest are counted."""
 
 Clock = Literal["roadmap", "wall"]
 
@@ -192,6 +198,47 @@ def pipeline_condition(
     )
 
 
+def stalled_condition(roadmap: str, rule: StallRule, stalls: Sequence[Stall]) -> Condition | None:
+    """``RoadmapPipelineStalled`` while any partition is stalled, naming each (up to five)."""
+    if not stalls:
+        return None
+    ordered = sorted(stalls, key=lambda s: (-s.progress.idle_s, s.consumer, s.progress.topic))
+    first = ordered[0]
+    consumers = sorted({s.consumer for s in stalls})
+    lines = [f"{s.consumer}: {describe(s.progress)}; last error: {s.error}." for s in ordered]
+    if len(lines) > LISTED_STALLS:
+        lines = [*lines[:LISTED_STALLS], f"... and {len(lines) - LISTED_STALLS} more partitions."]
+    waiting = sum(s.progress.lag for s in stalls)
+    return Condition(
+        AlertName.PIPELINE_STALLED,
+        {
+            "alertname": AlertName.PIPELINE_STALLED.value,
+            "indicator": PROGRESS_INDICATOR,
+            "severity": rule.severity,
+            "owner": rule.owner,
+            "roadmap": roadmap,
+        },
+        {
+            "summary": (
+                f"{', '.join(consumers)} stalled on {len(stalls)} "
+                f"partition{'s' if len(stalls) > 1 else ''}: {where(first.progress)}"
+            ),
+            "description": (
+                f"{waiting:,} records wait to be read and make no progress, so the roadmap's "
+                "figures are frozen. " + " ".join(lines) + " The runbook says how to find the "
+                "cause and how to move past a batch that can never be read."
+            ),
+            "actual": str(len(stalls)),
+            "expected": "0",
+            "target": "0",
+            "shortfall": str(len(stalls)),
+            "unit": "partitions",
+            "runbook_url": rule.runbook,
+        },
+        clock="wall",
+    )
+
+
 def conditions_at(
     roadmap: RoadmapFile,
     views: Mapping[str, IndicatorView],
@@ -199,6 +246,8 @@ def conditions_at(
     *,
     rule: PipelineRule,
     pipeline: PipelineFigures | None,
+    stall_rule: StallRule | None = None,
+    stalls: Sequence[Stall] = (),
     runbook_base: str = "",
 ) -> dict[str, Condition]:
     """Every condition holding at ``at``, by alert key; runbook paths are put after
@@ -211,6 +260,9 @@ def conditions_at(
         rejecting = pipeline_condition(roadmap.roadmap, rule, pipeline)
         if rejecting is not None:
             found.append(rejecting)
+    stalled = stalled_condition(roadmap.roadmap, stall_rule or StallRule(), stalls)
+    if stalled is not None:
+        found.append(stalled)
     if runbook_base:
         for condition in found:
             path = condition.annotations["runbook_url"]

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -147,8 +148,9 @@ def subscribe_delivery(
     topic: str,
     group_id: str,
     policy: RetryPolicy,
-) -> None:
-    """Wire the delivery consumer into ``broker`` (manual commit after delivery)."""
+) -> Any:
+    """Wire the delivery consumer into ``broker`` (manual commit after delivery); return the
+    subscriber (its ``consumer`` is set once the broker started)."""
     # A record may legitimately take the whole retry budget; the group must not evict us.
     poll_interval_ms = int((policy.give_up_after.total_seconds() + 120) * 1000)
     subscriber = broker.subscriber(
@@ -184,3 +186,5 @@ def subscribe_delivery(
             await message.ack()
         except KafkaError as exc:  # a rebalance: the record is delivered again, never lost
             log.warning("offset commit refused", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    return subscriber

@@ -35,8 +35,10 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.pipeline_window import PipelineWindow
 from services.alerts.settings import AlertsSettings
 from services.common.http import CheckResult
+from services.common.progress import Stall
 from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
 from services.common.reading import ReadTo, read_to_end, state_reader, topic_partitions
+from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class Evaluator:
         publisher: BatchPublisher,
         metrics: AlertsMetrics,
         *,
+        gauges: ConsumerGauges,
+        stalls: Callable[[], Sequence[Stall]] = list,
         wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._settings = settings
@@ -82,6 +86,15 @@ class Evaluator:
         self._caught_up = False
         self._task: asyncio.Task[None] | None = None
         self._last_evaluation: datetime | None = None
+        self._other_stalls = stalls
+        self._failing: str | None = None
+        self.watchdog = ConsumerWatchdog(
+            service="alerts",
+            consumer_name="alerts evaluator",
+            consumer=lambda: self._consumer,
+            gauges=gauges,
+            stall_after_s=settings.stall_after,
+        )
         for alertname in AlertName:
             for severity in Severity:
                 for state in (AlertState.PENDING, AlertState.FIRING):
@@ -152,8 +165,10 @@ class Evaluator:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alerts-evaluator")
+        await self.watchdog.start()
 
     async def stop(self) -> None:
+        await self.watchdog.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -174,11 +189,21 @@ class Evaluator:
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
-                log.warning("fetch failed; retrying", extra={"error": f"{type(exc).__name__}"})
+                self._failed(exc, "fetch failed; retrying")
                 await asyncio.sleep(1.0)
-            except Exception:  # an alerting service keeps trying; the log says what broke
-                log.exception("evaluation step failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - keep trying; the log says what broke
+                self._failed(exc, "evaluation step failed; retrying", trace=True)
                 await asyncio.sleep(1.0)
+            else:
+                self._failing = None
+
+    def _failed(self, exc: Exception, message: str, *, trace: bool = False) -> None:
+        """Note the error for the watchdog; log it once until a step succeeds again."""
+        error = f"{type(exc).__name__}: {exc}"
+        self.watchdog.note_error(error)
+        if error != self._failing:
+            self._failing = error
+            log.warning(message, extra={"error": error}, exc_info=exc if trace else None)
 
     async def _step(self, consumer: AIOKafkaConsumer, interval: timedelta) -> None:
         """One fetch, then an evaluation when a snapshot came or the interval passed."""
@@ -247,6 +272,8 @@ class Evaluator:
             now.roadmap,
             rule=self._file.pipeline,
             pipeline=figures,
+            stall_rule=self._file.stalled,
+            stalls=[*self.watchdog.stalls(), *self._other_stalls()],
             runbook_base=self._settings.runbook_base_url,
         )
         evaluation = evaluate(self.book, holding, now, self._file.lifecycle)
@@ -302,4 +329,7 @@ class Evaluator:
         task = self._task
         if task is None or task.done():
             return CheckResult(False, "the evaluation loop is not running")
-        return CheckResult(True, f"{len(self.book.open_records())} open alerts")
+        progress = await self.watchdog.readiness()
+        if not progress.ok:
+            return progress
+        return CheckResult(True, f"{len(self.book.open_records())} open alerts; {progress.detail}")

@@ -7,12 +7,15 @@ and secrets are read from the variables that file names (``ALERTS_ALERTMANAGER_U
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.config import ServiceSettings
+
+WATCHABLE = ("ingest", "metrics")
+"""The services whose consumer groups the alerts service can watch from their offsets."""
 
 
 class AlertsSettings(ServiceSettings):
@@ -42,3 +45,32 @@ class AlertsSettings(ServiceSettings):
         ge=0,
         description="Records per partition re-read at start-up to refill the DLQ-share window",
     )
+    watch_groups: Annotated[dict[str, str], NoDecode] = Field(
+        default={"ingest": "roadmap-ingest", "metrics": "roadmap-metrics"},
+        description="service=group pairs whose committed offsets are watched for a stall "
+        "(RoadmapPipelineStalled), e.g. 'ingest=roadmap-ingest,metrics=roadmap-metrics'; "
+        "empty: none",
+    )
+
+    @field_validator("watch_groups", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            service, sep, group = (x.strip() for x in part.partition("="))
+            if not sep or not group:
+                raise ValueError(f"{part!r}: give service=group, e.g. ingest=roadmap-ingest")
+            pairs[service] = group
+        return pairs
+
+    @field_validator("watch_groups")
+    @classmethod
+    def _known_services(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(WATCHABLE))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: only {' and '.join(WATCHABLE)} can be watched")
+        return value

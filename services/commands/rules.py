@@ -2,9 +2,11 @@
 
 The roadmap file says which indicators exist, their tolerance, deadline, freshness, severity and
 owner; the alerts file says how long a condition must hold (``for``) and the pipeline limit. The
-rules here raise in Prometheus the same four alerts the alerts service raises, with the same
+rules here raise in Prometheus the same five alerts the alerts service raises, with the same
 labels (``alertname``, ``indicator``, ``severity``, ``owner``, ``roadmap``), so either path, or
 both, can feed Alertmanager. They run on Prometheus's clock, the wall clock.
+``RoadmapPipelineStalled`` comes here from every service's watchdog gauge; the alerts service
+raises it from the consumer groups' committed offsets and its own consumers' watchdogs.
 
 ``--check`` exits 1 when the committed file differs from what the files generate.
 """
@@ -22,6 +24,7 @@ from contracts.records import AlertName
 from contracts.roadmap.loader import YamlFileError, load_roadmap
 from contracts.roadmap.model import Indicator, RoadmapFile
 from services.alerts.alerts_file import AlertsFile, load_alerts_file
+from services.alerts.conditions import PIPELINE_INDICATOR, PROGRESS_INDICATOR
 
 DEFAULT_OUT = Path("deploy/prometheus/rules/roadmap.rules.yml")
 HEADER = (
@@ -133,7 +136,7 @@ def _pipeline_alert(roadmap: RoadmapFile, alerts: AlertsFile) -> dict[str, Any]:
         ),
         "for": _duration(alerts.lifecycle.timing(AlertName.PIPELINE_REJECTING).for_),
         "labels": {
-            "indicator": "ingest_dlq_ratio",
+            "indicator": PIPELINE_INDICATOR,
             "severity": rule.severity,
             "owner": rule.owner,
             "roadmap": roadmap.roadmap,
@@ -143,6 +146,31 @@ def _pipeline_alert(roadmap: RoadmapFile, alerts: AlertsFile) -> dict[str, Any]:
             "description": (
                 f"Over the last {window}, {{{{ $value | humanizePercentage }}}} of ingest's output "
                 f"went to the DLQ; the limit is {rule.dlq_ratio_limit}."
+            ),
+            "runbook_url": rule.runbook,
+        },
+    }
+
+
+def _stalled_alert(roadmap: RoadmapFile, alerts: AlertsFile) -> dict[str, Any]:
+    """Any service's watchdog reporting a stalled partition (``roadmap_consumer_stalled``)."""
+    rule = alerts.stalled
+    return {
+        "alert": AlertName.PIPELINE_STALLED.value,
+        "expr": "sum(roadmap_consumer_stalled) > 0",
+        "for": _duration(alerts.lifecycle.timing(AlertName.PIPELINE_STALLED).for_),
+        "labels": {
+            "indicator": PROGRESS_INDICATOR,
+            "severity": rule.severity,
+            "owner": rule.owner,
+            "roadmap": roadmap.roadmap,
+        },
+        "annotations": {
+            "summary": "{{ $value }} partitions stalled: records to read and no progress",
+            "description": (
+                "A consumer has records to read and has not moved for its service's "
+                "STALL_AFTER; roadmap_consumer_stalled says which service, topic and partition, "
+                "and that service's /readyz gives the offset and the last error."
             ),
             "runbook_url": rule.runbook,
         },
@@ -182,6 +210,7 @@ def prometheus_rules(roadmap: RoadmapFile, alerts: AlertsFile) -> dict[str, Any]
         for rule in _indicator_alerts(roadmap, indicator, alerts)
     ]
     alerting.append(_pipeline_alert(roadmap, alerts))
+    alerting.append(_stalled_alert(roadmap, alerts))
     return {
         "groups": [
             {"name": "roadmap.recording", "rules": recording},

@@ -57,8 +57,9 @@ def _batch(
         batch_size=1 << 20,
     )
     for delta, value in enumerate(values):
-        build.append(delta, timestamp=1_700_000_000_000 + delta, key=b"k", value=value,
-                     headers=list(headers))
+        build.append(
+            delta, timestamp=1_700_000_000_000 + delta, key=b"k", value=value, headers=list(headers)
+        )
     raw = bytearray(build.build())
     raw[0:8] = base.to_bytes(8, "big")  # base offset
     return bytes(raw)
@@ -109,8 +110,10 @@ def test_the_patched_fetcher_still_has_the_shape_the_guard_relies_on() -> None:
 async def test_readable_batches_are_handed_out_whole_and_nothing_is_noted() -> None:
     """Three batches, one lz4-compressed: every record, in order, and the position after them."""
     assignment = _assignment()
-    data = _batch(0, _values(0, 3)) + _batch(3, _values(3, 2), compression=LZ4) + _batch(
-        5, _values(5, 4)
+    data = (
+        _batch(0, _values(0, 3))
+        + _batch(3, _values(3, 2), compression=LZ4)
+        + _batch(5, _values(5, 4))
     )
     records = _fetched(data, assignment).getall()
     assert [r.offset for r in records] == list(range(9))

@@ -10,7 +10,9 @@ import yaml
 from contracts.records import AlertName
 from contracts.roadmap.loader import load_roadmap
 from services.alerts.alerts_file import load_alerts_file
+from services.alerts.conditions import stalled_condition
 from services.commands.rules import DEFAULT_OUT, render_rules, run_rules
+from services.common.progress import PartitionProgress, Stall
 from tests.support.services import REPO
 
 ROADMAP = load_roadmap(REPO / "deploy" / "roadmap.yaml")
@@ -25,7 +27,7 @@ def test_committed_rules_are_what_the_files_generate() -> None:
 
 def test_every_indicator_gets_its_three_alerts_with_the_service_labels() -> None:
     """Per indicator: behind, deadline missed and stale, labelled as the alerts service labels
-    them, with the ``for`` of the alerts file; plus one pipeline alert."""
+    them, with the ``for`` of the alerts file; plus the two pipeline alerts."""
     document = yaml.safe_load(render_rules(ROADMAP, ALERTS))
     alerts = next(g for g in document["groups"] if g["name"] == "roadmap.alerts")["rules"]
     seen = {(rule["alert"], rule["labels"]["indicator"]) for rule in alerts}
@@ -36,7 +38,10 @@ def test_every_indicator_gets_its_three_alerts_with_the_service_labels() -> None
     }
     assert seen == {
         (name, indicator.id) for indicator in ROADMAP.indicators for name in per_indicator
-    } | {(AlertName.PIPELINE_REJECTING.value, "ingest_dlq_ratio")}
+    } | {
+        (AlertName.PIPELINE_REJECTING.value, "ingest_dlq_ratio"),
+        (AlertName.PIPELINE_STALLED.value, "pipeline_progress"),
+    }
     jobs = next(
         r
         for r in alerts
@@ -63,3 +68,24 @@ def test_check_reports_a_stale_file(tmp_path: Path) -> None:
     assert f"{out} is stale" in said.getvalue()
     assert run_rules(roadmap, alerts, out, check=False, stdout=io.StringIO()) == 0
     assert run_rules(roadmap, alerts, out, check=True, stdout=io.StringIO()) == 0
+
+
+def test_the_stalled_rule_has_the_identity_the_alerts_service_gives_the_alert() -> None:
+    """Both sources of RoadmapPipelineStalled carry the same labels, so Alertmanager shows one
+    alert; critical and owned by the owner the alerts file names, paging at once."""
+    document = yaml.safe_load(render_rules(ROADMAP, ALERTS))
+    alerts = next(g for g in document["groups"] if g["name"] == "roadmap.alerts")["rules"]
+    rule = next(r for r in alerts if r["alert"] == AlertName.PIPELINE_STALLED.value)
+    stall = Stall(
+        "ingest (group roadmap-ingest)",
+        PartitionProgress("roadmap.trade.shipments", 1, 42, 45, 75.0, True),
+        "CorruptRecordException: Invalid CRC",
+    )
+    condition = stalled_condition(ROADMAP.roadmap, ALERTS.stalled, [stall])
+    assert condition is not None
+    assert condition.labels == {"alertname": rule["alert"], **rule["labels"]}
+    assert rule["labels"]["severity"] == "critical"
+    assert rule["labels"]["owner"] == ALERTS.stalled.owner == "platform"
+    assert rule["expr"] == "sum(roadmap_consumer_stalled) > 0"
+    assert rule["for"] == "0s"
+    assert rule["annotations"]["runbook_url"] == "docs/runbooks.md#pipeline_stalled"

@@ -12,6 +12,7 @@ import pytest
 from contracts.codec import (
     MAX_HEADER_BYTES,
     Accepted,
+    Headers,
     Rejected,
     RejectReason,
     check_headers,
@@ -31,13 +32,13 @@ NOT_UTF8_KEY = b"\xff\xfe".decode("utf-8", "surrogateescape")
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def _source(value: bytes | None, headers: list[tuple[str, bytes | None]]) -> SourceRecord:
+def _source(value: bytes | None, headers: Headers) -> SourceRecord:
     return SourceRecord(
         "roadmap.trade.shipments", 1, 42, b"key", value, EventType.TRADE_SHIPMENT, headers
     )
 
 
-def _rejected(value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Rejected:
+def _rejected(value: bytes | None, headers: Headers) -> Rejected:
     result = decode_record(value, headers, expected_type=EventType.TRADE_SHIPMENT)
     assert isinstance(result, Rejected), result
     return result
@@ -61,7 +62,9 @@ def test_a_tombstone_is_refused_as_such() -> None:
     ],
     ids=["none", "trace", "null value and non-ASCII UTF-8", "at the limit"],
 )
-def test_acceptable_headers_do_not_change_the_outcome(headers: list[tuple[str, bytes | None]]) -> None:
+def test_acceptable_headers_do_not_change_the_outcome(
+    headers: list[tuple[str, bytes | None]],
+) -> None:
     """Text headers up to the limit, null values among them, pass; the event is accepted."""
     assert check_headers(headers) is None
     assert isinstance(

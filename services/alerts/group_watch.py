@@ -1,0 +1,199 @@
+"""How the alerts service learns that ingest or metrics has stalled, without calling them.
+
+As Burrow and kminion do, it compares each watched consumer group's committed offsets with the
+end offsets of the topics that group reads (the registry in ``contracts.topics`` says which). A
+partition whose committed offset stays below its end for ``ALERTS_STALL_AFTER`` is stalled:
+the group has records to read and commits no progress, whether its service is stuck on an
+unreadable batch, hung, crashed or not running at all. Committed offsets only move back on a
+deliberate new start (metrics replays a partition it was given; an operator resets the group),
+so a move back restarts the clock. A partition the group never committed counts from the
+partition's first offset.
+
+For each group, one consumer with that group's id reads the committed offsets. It never
+subscribes, so it never joins the group and cannot disturb its members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from contracts.topics import TOPICS
+from services.common.config import KafkaSettings
+from services.common.kafka import client_options
+from services.common.progress import (
+    EMPTY_REPORT,
+    PartitionId,
+    ProgressReport,
+    ProgressTracker,
+    Reading,
+    Stall,
+    describe,
+)
+from services.common.reading import topic_partitions
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TIMEOUT_S = 5.0
+SEEN_FROM_OUTSIDE = (
+    "seen from the group's committed offsets; the service's /readyz and log give the cause"
+)
+
+
+def consumed_topics(service: str) -> list[str]:
+    """The registry's topics that ``service`` reads in its consumer group."""
+    return [spec.name for spec in TOPICS if service in spec.consumers]
+
+
+@dataclass
+class _Watched:
+    service: str
+    group: str
+    topics: list[str]
+    tracker: ProgressTracker
+    consumer: AIOKafkaConsumer | None = None
+    report: ProgressReport = field(default=EMPTY_REPORT)
+
+    @property
+    def name(self) -> str:
+        return f"{self.service} (group {self.group})"
+
+
+class GroupWatch:
+    """Watches the committed progress of other services' consumer groups."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        groups: Mapping[str, str],
+        *,
+        stall_after_s: float,
+        interval_s: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._kafka = kafka
+        self._watched = [
+            _Watched(
+                service,
+                group,
+                [kafka.topic_prefix + name for name in consumed_topics(service)],
+                ProgressTracker(stall_after_s, rewind_is_restart=True),
+            )
+            for service, group in groups.items()
+        ]
+        self.interval_s = interval_s if interval_s is not None else min(5.0, stall_after_s / 4)
+        self._monotonic = monotonic
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def groups(self) -> list[str]:
+        return [watched.group for watched in self._watched]
+
+    async def connect(self) -> None:
+        """Start one offset reader per group; retried by the runtime until Kafka answers."""
+        for watched in self._watched:
+            if watched.consumer is not None:
+                continue
+            consumer = AIOKafkaConsumer(
+                **{
+                    **client_options(self._kafka),
+                    "client_id": f"{self._kafka.client_id}-alerts-watch-{watched.service}",
+                },
+                group_id=watched.group,
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            watched.consumer = consumer
+
+    async def check(self) -> None:
+        """Read every watched group's committed and end offsets once."""
+        for watched in self._watched:
+            if watched.consumer is None:
+                continue
+            try:
+                readings = await asyncio.wait_for(
+                    self._readings(watched.consumer, watched.topics), OFFSETS_TIMEOUT_S
+                )
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.debug(
+                    "group offsets not read", extra={"group": watched.group, "error": str(exc)}
+                )
+                # unknown this time: the partitions are kept, and so are their clocks
+                readings = {(p.topic, p.partition): None for p in watched.report.partitions}
+            watched.report = watched.tracker.observe(self._monotonic(), readings)
+            self._log(watched)
+
+    @staticmethod
+    async def _readings(
+        consumer: AIOKafkaConsumer, topics: Sequence[str]
+    ) -> dict[PartitionId, Reading | None]:
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            partitions += await topic_partitions(consumer, topic)
+        ends = await consumer.end_offsets(partitions)
+        committed = {tp: await consumer.committed(tp) for tp in partitions}
+        never = [tp for tp, offset in committed.items() if offset is None]
+        firsts = await consumer.beginning_offsets(never) if never else {}
+        return {
+            tp: Reading(committed[tp] if committed[tp] is not None else firsts[tp], ends[tp])
+            for tp in partitions
+        }
+
+    def _log(self, watched: _Watched) -> None:
+        for progress in watched.report.began:
+            log.error(
+                "consumer group stalled: %s: %s",
+                watched.name,
+                describe(progress),
+                extra={
+                    "group": watched.group,
+                    "topic": progress.topic,
+                    "partition": progress.partition,
+                },
+            )
+        for topic, partition in watched.report.ended:
+            log.info(
+                "consumer group moving again: %s: %s partition %s",
+                watched.name,
+                topic,
+                partition,
+                extra={"group": watched.group},
+            )
+
+    def stalls(self) -> list[Stall]:
+        """The partitions stalled at the last check, over every watched group."""
+        return [
+            Stall(watched.name, progress, SEEN_FROM_OUTSIDE)
+            for watched in self._watched
+            for progress in watched.report.stalled
+        ]
+
+    async def start(self) -> None:
+        if self._watched and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="alerts-group-watch")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for watched in self._watched:
+            consumer, watched.consumer = watched.consumer, None
+            if consumer is not None:
+                await consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except Exception:  # a watch that dies would make every stall silent
+                log.exception("group watch failed")
