@@ -13,6 +13,10 @@ advertised address from the metadata, so every connection of every client (servi
 and the test's own producers and consumers) goes through the proxy. Cutting the proxy is then
 a broker outage that loses nothing on the broker (a restart of the memory-only broker would
 lose every topic).
+
+``rewrite_to_client``, when set (from any thread), is given every Kafka response frame (without
+its 4-byte size) on its way to a client and returns the frame to forward: a test corrupts a
+record batch on the wire with it, and sets it back to ``None`` to stop.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +104,7 @@ class TcpProxy:
         else:
             self.port, held = port, _bound_socket(host, port)
         self.stats = ProxyStats()
+        self.rewrite_to_client: Callable[[bytes], bytes] | None = None
         self._held_sock: socket.socket | None = held
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.WriteTransport] = set()
@@ -246,8 +251,13 @@ class TcpProxy:
     async def _pipe(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, to_upstream: bool
     ) -> None:
+        # Responses are forwarded frame by frame from the start, so that a rewrite switched on
+        # mid-connection still sees whole frames.
+        pending = b""
         try:
             while data := await reader.read(_CHUNK):
+                if not to_upstream:
+                    data, pending = self._rewritten(pending + data)
                 writer.write(data)
                 if to_upstream:
                     self.stats.bytes_to_upstream += len(data)
@@ -259,6 +269,21 @@ class TcpProxy:
         finally:
             # Either side ending ends the connection both ways (Kafka never half-closes).
             writer.transport.abort()
+
+    def _rewritten(self, data: bytes) -> tuple[bytes, bytes]:
+        """Whole response frames of ``data`` passed through ``rewrite_to_client``, and the rest."""
+        out, pos = [], 0
+        while len(data) - pos >= 4:
+            size = int.from_bytes(data[pos : pos + 4], "big")
+            if len(data) - pos - 4 < size:
+                break
+            frame = data[pos + 4 : pos + 4 + size]
+            rewrite = self.rewrite_to_client
+            if rewrite is not None:
+                frame = rewrite(frame)
+            out.append(len(frame).to_bytes(4, "big") + frame)
+            pos += 4 + size
+        return b"".join(out), data[pos:]
 
 
 @dataclass

@@ -20,8 +20,7 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +30,6 @@ from typing import TypeAlias
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import Accepted, RejectReason, decode_event
 from contracts.events import EventType
@@ -44,18 +42,24 @@ from contracts.records import (
 )
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
-from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
 from tests.connected.faults.conftest import FaultReport
 from tests.support.kafka import read_until_quiet
+from tests.support.processes import (
+    SERVICES,
+    ServiceProcess,
+    metric_samples,
+    metric_total,
+    running_services,
+    scrape,
+)
 from tests.support.roadmap_events import hiring, milestone, shipment
-from tests.support.services import spawn_service, wait_ready
+from tests.support.services import wait_ready
 from tests.support.streams import Upstream
 from tests.support.tcp_proxy import ProxiedBroker, proxied_broker
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
-SERVICES = ("ingest", "metrics", "alerts")
 ALL_TOPICS = [*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS]
 OUTAGE_S = 20.0
 RECOVERY_TIMEOUT_S = 180.0
@@ -63,55 +67,7 @@ RECOVERY_TIMEOUT_S = 180.0
 
 
 # ---------------------------------------------------------------------------------------------
-# The three services as processes.
-
-
-@dataclass
-class Service:
-    name: str
-    base_url: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return f"--- {self.log_path.name} (last {len(text)} lines) ---\n" + "\n".join(text)
-
-
-def _env(name: str, kafka: KafkaSettings, run: str) -> tuple[dict[str, str], str]:
-    port = free_port()
-    prefix = name.upper()
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-        f"{prefix}_HTTP_PORT": str(port),
-        f"{prefix}_LOG_FORMAT": "text",
-    }
-    if name == "alerts":
-        env["ALERTS_DELIVERY_GROUP_ID"] = f"{run}-alerts-delivery"
-        env["ALERTS_EXTERNAL_URL"] = f"http://127.0.0.1:{port}"
-    else:
-        env[f"{prefix}_GROUP_ID"] = f"{run}-{name}"
-    return env, f"http://127.0.0.1:{port}"
-
-
-@contextlib.contextmanager
-def _running(kafka: KafkaSettings, tmp_path: Path, run: str) -> Iterator[dict[str, Service]]:
-    """Ingest, metrics and alerts as ``roadmap-monitor run`` processes; their log tails are
-    printed when the block fails; each is killed at the end if still running."""
-    with ExitStack() as stack:
-        services: dict[str, Service] = {}
-        for name in SERVICES:
-            env, base_url = _env(name, kafka, run)
-            log_path = tmp_path / f"{name}.log"
-            process = stack.enter_context(spawn_service(name, env, log_path=log_path))
-            services[name] = Service(name, base_url, log_path, process)
-        try:
-            yield services
-        except BaseException:
-            for service in services.values():
-                print(service.tail())
-            raise
+# Probing the three services (run as processes by tests.support.processes).
 
 
 @dataclass
@@ -122,7 +78,7 @@ class Probe:
     at: float = field(default_factory=time.monotonic)
 
 
-async def _probe(client: httpx.AsyncClient, service: Service) -> Probe:
+async def _probe(client: httpx.AsyncClient, service: ServiceProcess) -> Probe:
     """``/healthz`` and ``/readyz`` status codes (``None`` when no answer) and the readyz body."""
     try:
         alive: int | None = (await client.get(f"{service.base_url}/healthz")).status_code
@@ -140,7 +96,7 @@ async def _probe(client: httpx.AsyncClient, service: Service) -> Probe:
     return Probe(alive, response.status_code, json.dumps(failing))
 
 
-async def _until_alive(client: httpx.AsyncClient, service: Service, timeout: float) -> float:
+async def _until_alive(client: httpx.AsyncClient, service: ServiceProcess, timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         assert service.process.poll() is None, (
@@ -168,13 +124,17 @@ class OutageWatch:
 
 
 async def _watch(
-    services: dict[str, Service], seconds: float, watch: OutageWatch, *, interval: float = 1.0
+    services: dict[str, ServiceProcess],
+    seconds: float,
+    watch: OutageWatch,
+    *,
+    interval: float = 1.0,
 ) -> None:
     """Probe each service (all at once) every ``interval`` for ``seconds``; each must stay a
     live process throughout."""
     deadline = time.monotonic() + seconds
 
-    async def one(client: httpx.AsyncClient, service: Service) -> None:
+    async def one(client: httpx.AsyncClient, service: ServiceProcess) -> None:
         while time.monotonic() < deadline:
             assert service.process.poll() is None, (
                 f"{service.name} exited during the outage with {service.process.returncode}"
@@ -186,11 +146,11 @@ async def _watch(
         await asyncio.gather(*(one(client, s) for s in services.values()))
 
 
-async def _recovery_times(services: dict[str, Service]) -> dict[str, float]:
+async def _recovery_times(services: dict[str, ServiceProcess]) -> dict[str, float]:
     """Seconds until each service's ``/readyz`` is 200 again (all waited for together)."""
     started = time.monotonic()
 
-    async def one(service: Service) -> float:
+    async def one(service: ServiceProcess) -> float:
         await wait_ready(service.base_url, timeout=RECOVERY_TIMEOUT_S)
         return time.monotonic() - started
 
@@ -206,7 +166,7 @@ def _run_id(prefix: str) -> str:
     return f"{prefix}{random.randrange(16**8):08x}"
 
 
-async def _stop_all(services: dict[str, Service]) -> dict[str, int | None]:
+async def _stop_all(services: dict[str, ServiceProcess]) -> dict[str, int | None]:
     """SIGTERM every service; their exit codes (``None``: still running after 30 s)."""
     codes: dict[str, int | None] = {}
     for service in services.values():
@@ -217,34 +177,6 @@ async def _stop_all(services: dict[str, Service]) -> dict[str, int | None]:
         except subprocess.TimeoutExpired:
             codes[service.name] = None
     return codes
-
-
-# ---------------------------------------------------------------------------------------------
-# Metrics text.
-
-
-def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    }
-
-
-def _total(text: str, name: str, **labels: str) -> float:
-    return sum(
-        value
-        for key, value in _samples(text, name).items()
-        if all((k, v) in key for k, v in labels.items())
-    )
-
-
-async def _scrape(base_url: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{base_url}/metrics")
-        response.raise_for_status()
-        return response.text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -605,9 +537,9 @@ async def _metrics_figures(
     """Scrape until the figures equal ``want`` (or ``timeout``); the last figures and the wait."""
     started = time.monotonic()
     while True:
-        text = await _scrape(base_url)
+        text = await scrape(base_url)
         seen = {
-            name: {k: v for k, v in _samples(text, name).items() if v != 0 or k in expected}
+            name: {k: v for k, v in metric_samples(text, name).items() if v != 0 or k in expected}
             for name, expected in want.items()
         }
         if seen == want or time.monotonic() - started > timeout:
@@ -617,11 +549,11 @@ async def _metrics_figures(
 
 def _ingest_counts(text: str) -> dict[str, float]:
     return {
-        kind: _total(text, f"roadmap_ingest_events_{kind}_total", source="kafka")
+        kind: metric_total(text, f"roadmap_ingest_events_{kind}_total", source="kafka")
         for kind in ("received", "accepted", "rejected", "duplicate")
     } | {
-        "publish_failures": _total(text, "roadmap_ingest_publish_failures_total"),
-        "commit_failures": _total(text, "roadmap_ingest_commit_failures_total"),
+        "publish_failures": metric_total(text, "roadmap_ingest_publish_failures_total"),
+        "commit_failures": metric_total(text, "roadmap_ingest_commit_failures_total"),
     }
 
 
@@ -655,7 +587,7 @@ async def test_services_started_without_broker_stay_alive_not_ready_then_recover
     run = _run_id("outage-a-")
     with proxied_broker(tmp_path / "tansu.log", listening=False) as broker:
         kafka = _kafka(broker, run)
-        with _running(kafka, tmp_path, run) as services:
+        with running_services(kafka, tmp_path, run) as services:
             async with httpx.AsyncClient(timeout=10) as client:
                 boot = {
                     n: round(await _until_alive(client, s, 120), 1) for n, s in services.items()
@@ -691,7 +623,7 @@ async def test_services_started_without_broker_stay_alive_not_ready_then_recover
             want = _expected_figures(stream)
             seen, waited = await _metrics_figures(services["metrics"].base_url, want, timeout=90)
             assert seen == want
-            counts = _ingest_counts(await _scrape(services["ingest"].base_url))
+            counts = _ingest_counts(await scrape(services["ingest"].base_url))
             _check_ingest_counts(counts, outcome, stream)
             fault_report.checked(
                 f"after recovery {len(outcome.upstream)} upstream records: "
@@ -733,7 +665,7 @@ async def test_twenty_second_outage_mid_stream_loses_nothing(
     with proxied_broker(tmp_path / "tansu.log") as broker:
         kafka = _kafka(broker, run)
         await ensure_topics(kafka, ALL_TOPICS)
-        with _running(kafka, tmp_path, run) as services:
+        with running_services(kafka, tmp_path, run) as services:
             ready = await _recovery_times(services)
             fault_report.saw(f"all ready through the proxy after {ready} s")
             log = PublishLog()
@@ -742,7 +674,7 @@ async def test_twenty_second_outage_mid_stream_loses_nothing(
             )
             await asyncio.sleep(CUT_AFTER_S)
             assert not publisher.done(), "the stream ended before the outage"
-            before = _ingest_counts(await _scrape(services["ingest"].base_url))
+            before = _ingest_counts(await scrape(services["ingest"].base_url))
             cut_at = time.monotonic()
             closed = broker.proxy.cut()
             fault_report.injected(
@@ -782,7 +714,7 @@ async def test_twenty_second_outage_mid_stream_loses_nothing(
                 f"{log.finished_at - restored_at:.0f} s after the restore"
             )
             outcome = await _settle(kafka, stream, timeout=240)
-            counts = _ingest_counts(await _scrape(services["ingest"].base_url))
+            counts = _ingest_counts(await scrape(services["ingest"].base_url))
             fault_report.saw(
                 f"upstream holds {len(outcome.upstream)} records; canonical "
                 f"{len(outcome.canonical)} ({outcome.republished} re-published), DLQ "
