@@ -25,7 +25,7 @@ from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher
 from services.common.runtime import ServiceApp, broker_check
-from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
+from services.common.watchdog import ConsumerGauges, subscriber_watchdog
 
 SERVICE = "alerts"
 
@@ -78,10 +78,10 @@ def create_app(
         policy=policy,
     )
     gauges = ConsumerGauges(registry)
-    delivery_watchdog = ConsumerWatchdog(
+    delivery_watchdog = subscriber_watchdog(
+        delivery,
         service=SERVICE,
         consumer_name=f"alerts delivery (group {settings.delivery_group_id})",
-        consumer=lambda: delivery.consumer,
         gauges=gauges,
         stall_after_s=settings.stall_after,
     )

@@ -16,7 +16,6 @@ subscribes, so it never joins the group and cannot disturb its members.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,7 @@ from aiokafka.errors import KafkaError
 from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
+from services.common.periodic import Periodic
 from services.common.progress import (
     EMPTY_REPORT,
     PartitionId,
@@ -38,6 +38,7 @@ from services.common.progress import (
     describe,
 )
 from services.common.reading import topic_partitions
+from services.common.watchdog import check_interval
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,12 @@ class GroupWatch:
             )
             for service, group in groups.items()
         ]
-        self.interval_s = interval_s if interval_s is not None else min(5.0, stall_after_s / 4)
         self._monotonic = monotonic
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(
+            "alerts group watch",
+            interval_s if interval_s is not None else check_interval(stall_after_s),
+            self.check,
+        )
 
     @property
     def groups(self) -> list[str]:
@@ -176,24 +180,12 @@ class GroupWatch:
         ]
 
     async def start(self) -> None:
-        if self._watched and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="alerts-group-watch")
+        if self._watched:
+            await self._timer.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._timer.stop()
         for watched in self._watched:
             consumer, watched.consumer = watched.consumer, None
             if consumer is not None:
                 await consumer.stop()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.check()
-            except Exception:  # a watch that dies would make every stall silent
-                log.exception("group watch failed")

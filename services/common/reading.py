@@ -99,7 +99,13 @@ async def read_to_end(
             return
         if loop.time() - stalled_since > stall_s:
             count = "some" if left is None else str(left)
-            raise TimeoutError(f"{what} unreadable: {count} records left, no progress")
+            undecodable = [
+                f"partition {tp.partition} at offset {found.offset}: {found.error}"
+                for tp in consumer.assignment()
+                if (found := fetch_guard.UNREADABLE.get(tp)) is not None
+            ]
+            why = f" ({'; '.join(undecodable)})" if undecodable else ""
+            raise TimeoutError(f"{what} unreadable: {count} records left, no progress{why}")
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
         if batches:
             stalled_since = loop.time()

@@ -17,12 +17,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.fetch_guard import UNREADABLE
 from services.common.http import CheckResult
+from services.common.periodic import Periodic
 from services.common.progress import (
     EMPTY_REPORT,
     PartitionId,
@@ -37,6 +39,11 @@ from services.common.progress import (
 log = logging.getLogger(__name__)
 
 OFFSETS_TIMEOUT_S = 2.0
+
+
+def check_interval(stall_after_s: float) -> float:
+    """How often progress is checked: four times per ``stall_after_s``, at most every 5 s."""
+    return min(5.0, stall_after_s / 4)
 
 
 class ConsumerGauges:
@@ -80,12 +87,15 @@ class ConsumerWatchdog:
         self._consumer = consumer
         self._gauges = gauges
         self._tracker = ProgressTracker(stall_after_s)
-        self.interval_s = interval_s if interval_s is not None else min(5.0, stall_after_s / 4)
         self._monotonic = monotonic
         self._labelled: set[PartitionId] = set()
         self._last_error = ""
         self.report = EMPTY_REPORT
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(
+            f"progress check of {consumer_name}",
+            interval_s if interval_s is not None else check_interval(stall_after_s),
+            self.check,
+        )
 
     # -- what the consumer tells it ------------------------------------------------------------
     def note_error(self, error: BaseException | str) -> None:
@@ -198,22 +208,27 @@ class ConsumerWatchdog:
             True, f"{len(partitions)} partitions, {self.report.lag:,} records behind"
         )
 
-    # -- the timer -----------------------------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"watchdog-{self.consumer_name}")
+        """Check every few seconds (``check_interval``) until ``stop()``."""
+        await self._timer.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._timer.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.check()
-            except Exception:  # a watchdog that dies would make every stall silent
-                log.exception("progress check failed", extra={"consumer": self.consumer_name})
+
+def subscriber_watchdog(
+    subscriber: Any,
+    *,
+    service: str,
+    consumer_name: str,
+    gauges: ConsumerGauges,
+    stall_after_s: float,
+) -> ConsumerWatchdog:
+    """A watchdog over a FastStream subscriber's consumer (made anew when the broker starts)."""
+    return ConsumerWatchdog(
+        service=service,
+        consumer_name=consumer_name,
+        consumer=lambda: subscriber.consumer,
+        gauges=gauges,
+        stall_after_s=stall_after_s,
+    )

@@ -24,7 +24,7 @@ from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult
 from services.common.kafka import no_decoding, raw_headers
 from services.common.publishing import PublishError
-from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
+from services.common.watchdog import ConsumerGauges, subscriber_watchdog
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.settings import IngestSettings
@@ -89,10 +89,10 @@ class UpstreamConsumer:
             ),
         )
         self.subscriber(self.on_upstream_batch)
-        self.watchdog = ConsumerWatchdog(
+        self.watchdog = subscriber_watchdog(
+            self.subscriber,
             service="ingest",
             consumer_name=f"ingest (group {settings.group_id})",
-            consumer=lambda: self.subscriber.consumer,
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from contracts.events import event_adapter
 from services.common.http import CheckResult
 from services.common.kafka import no_decoding, raw_headers
-from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
+from services.common.watchdog import ConsumerGauges, subscriber_watchdog
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
@@ -85,10 +85,10 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             description="Folded into indicator state; each owned partition replayed from 0.",
         )
         self.subscriber(self.on_canonical_batch)
-        self.watchdog = ConsumerWatchdog(
+        self.watchdog = subscriber_watchdog(
+            self.subscriber,
             service="metrics",
             consumer_name=f"metrics (group {settings.group_id})",
-            consumer=lambda: self.subscriber.consumer,
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )

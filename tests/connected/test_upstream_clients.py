@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,7 +52,7 @@ from services.metrics.app import create_app as create_metrics
 from services.metrics.settings import MetricsSettings
 from tests.support.kafka import RealBroker, read_until_quiet, unique_name
 from tests.support.librdkafka import Delivered, Outgoing, consume, produce
-from tests.support.services import running_app
+from tests.support.services import CLI, REPO, running_app
 from tests.support.streams import EventFactory
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -96,7 +98,7 @@ def _upstream_batch(
     kafka: KafkaSettings, factory: EventFactory, codec: str, first: int
 ) -> Iterator[tuple[Outgoing, Expected]]:
     """Twelve valid events of the three types (keyed or not, some with headers) and one of
-    each kind of invalid record real producers send."""
+    each kind of invalid record real producers send, a value over 64 KiB among them."""
     for n in range(12):
         event_type = (SHIP, MILE, HIRE)[n % 3]
         body = factory.body(event_type, first + n, 1)
@@ -110,6 +112,7 @@ def _upstream_batch(
     invalid = [
         (Outgoing(shipments, json.dumps(negative).encode(), b"neg"), RejectReason.SCHEMA),
         (Outgoing(shipments, b"{not json", None), RejectReason.NOT_JSON),
+        (Outgoing(shipments, b"[" + b" " * (64 * 1024) + b"]", b"huge"), RejectReason.TOO_LARGE),
         (Outgoing(shipments, None, b"deleted-shipment"), RejectReason.TOMBSTONE),
         (
             Outgoing(
@@ -311,3 +314,37 @@ async def test_a_librdkafka_consumer_reads_every_output_topic(stack: KafkaSettin
         f"\nlibrdkafka read {len(canonical)} canonical, 1 DLQ, {len(snapshots)} KPI and "
         f"{len(alerts)} alert records"
     )
+
+
+@pytest.mark.parametrize("service", ["ingest", "metrics", "alerts"])
+def test_a_service_without_the_codec_library_refuses_to_start_naming_the_codecs(
+    service: str, tmp_path: Path
+) -> None:
+    """With cramjam hidden from the process (a package of that name that fails to import comes
+    first on its path), ``roadmap-monitor run`` exits 2 before it listens or connects, naming
+    snappy, lz4 and zstd; gzip needs no library and is not named."""
+    hidden = tmp_path / "cramjam"
+    hidden.mkdir()
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    port = free_port()
+    done = subprocess.run(
+        [str(CLI), "run", service],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(tmp_path),
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            f"{service.upper()}_HTTP_PORT": str(port),
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(
+        f"roadmap-monitor run {service}: cannot read Kafka batches compressed with snappy, lz4, "
+        "zstd (snappy: its library is not installed;"
+    ), done.stderr
+    assert "gzip" not in done.stderr
+    assert "service started" not in done.stderr

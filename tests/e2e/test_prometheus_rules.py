@@ -30,7 +30,7 @@ def test_promtool_accepts_the_rules() -> None:
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 25 rules found" in result.stdout
+    assert "SUCCESS: 26 rules found" in result.stdout  # 3 recording, 21 + 2 pipeline alerts
 
 
 def test_rule_unit_tests_pass() -> None:

@@ -39,14 +39,15 @@ class _NotUtf8Key(str):
         return b"\xff\xfe"
 
 
-def _batch(
+def _built(
     base: int,
-    values: Sequence[bytes | None],
+    records: Sequence[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]]]],
     *,
-    headers: Sequence[tuple[str, bytes | None]] = (),
     compression: int = 0,
     builder: Any = DefaultRecordBatchBuilder,
+    step_ms: int = 1,
 ) -> bytes:
+    """A v2 record batch at ``base`` of (key, value, headers) records, built by aiokafka."""
     build = builder(
         magic=2,
         compression_type=compression,
@@ -56,13 +57,30 @@ def _batch(
         base_sequence=-1,
         batch_size=1 << 20,
     )
-    for delta, value in enumerate(values):
+    for delta, (key, value, headers) in enumerate(records):
         build.append(
-            delta, timestamp=1_700_000_000_000 + delta, key=b"k", value=value, headers=list(headers)
+            delta,
+            timestamp=1_700_000_000_000 + step_ms * delta,
+            key=key,
+            value=value,
+            headers=list(headers),
         )
     raw = bytearray(build.build())
     raw[0:8] = base.to_bytes(8, "big")  # base offset
     return bytes(raw)
+
+
+def _batch(
+    base: int,
+    values: Sequence[bytes | None],
+    *,
+    headers: Sequence[tuple[str, bytes | None]] = (),
+    compression: int = 0,
+    builder: Any = DefaultRecordBatchBuilder,
+) -> bytes:
+    return _built(
+        base, [(b"k", v, headers) for v in values], compression=compression, builder=builder
+    )
 
 
 def _values(first: int, count: int) -> list[bytes | None]:
@@ -233,25 +251,13 @@ def test_the_lenient_decoder_reads_what_the_fast_decoder_reads(
 ) -> None:
     """For batches the fast decoder accepts, the fallback gives the same offsets, timestamps,
     keys, values and headers."""
-    build = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=compression,
-        is_transactional=0,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    for delta, (key, value, headers) in enumerate(records):
-        build.append(delta, timestamp=1_000 + 7 * delta, key=key, value=value, headers=headers)
-    raw = bytearray(build.build())
-    raw[0:8] = base.to_bytes(8, "big")
+    raw = _built(base, records, compression=compression, step_ms=7)
     fast = [
         (r.offset, r.timestamp, r.timestamp_type, r.key, r.value, list(r.headers))
-        for r in DefaultRecordBatch(bytes(raw))
+        for r in DefaultRecordBatch(raw)
     ]
     lenient = [
         (r.offset, r.timestamp, r.timestamp_type, r.key, r.value, r.headers)
-        for r in fetch_guard.lenient_records(bytes(raw))
+        for r in fetch_guard.lenient_records(raw)
     ]
     assert lenient == fast

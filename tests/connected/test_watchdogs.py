@@ -1,0 +1,205 @@
+"""Every consumer has a progress watchdog: metrics', the alerts evaluator's and alerts delivery's
+(ingest's is in the fault suite, ``test_stalled_partition.py``).
+
+Metrics and the alerts service run in this process against their own embedded broker behind a
+``TcpProxy``. The test writes one record carrying a marker header to the canonical topic (read
+by metrics and counted by the evaluator) and one to the alerts topic (read by delivery), and the
+proxy corrupts both batches in every fetch. Each consumer must say it is stalled on its own
+partition, at that offset, with the CRC error; the alerts service raises
+``RoadmapPipelineStalled`` from its own watchdogs and from metrics' committed offsets; and once
+the proxy stops, every consumer moves on by itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from contracts.codec import Accepted, decode_event, encode_event
+from contracts.examples import valid_examples
+from contracts.keys import message_key
+from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, TOPICS
+from services.alerts.app import create_app as create_alerts
+from services.alerts.settings import AlertsSettings
+from services.common.config import KafkaSettings
+from services.common.embedded_broker import free_port
+from services.common.topics import ensure_topics
+from services.metrics.app import create_app as create_metrics
+from services.metrics.settings import MetricsSettings
+from tests.support.alerts_stack import write_alerts_file
+from tests.support.kafka import unique_name
+from tests.support.processes import metric_total, scrape
+from tests.support.services import running_app, wait_ready
+from tests.support.tcp_proxy import ProxiedBroker, proxied_broker
+from tests.support.waiting import until
+
+STALL_AFTER = 2.0
+CANONICAL_PARTITION, ALERTS_PARTITION = 0, 1
+
+
+async def _readyz(base_url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"{base_url}/readyz")
+        body: dict[str, Any] = response.json()
+        body["status_code"] = response.status_code
+        return body
+
+
+async def _alerts(base_url: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        listed: list[dict[str, Any]] = (await client.get(f"{base_url}/v1/alerts")).json()["alerts"]
+        return listed
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path) -> AsyncIterator[ProxiedBroker]:
+    with proxied_broker(tmp_path / "tansu.log") as broker:
+        yield broker
+
+
+async def test_metrics_evaluator_and_delivery_each_report_their_own_stalled_partition(
+    proxied: ProxiedBroker, tmp_path: Path
+) -> None:
+    kafka = KafkaSettings(
+        bootstrap_servers=proxied.bootstrap_servers,
+        topic_partitions=3,
+        topic_prefix=unique_name("watch") + ".",
+    )
+    await ensure_topics(kafka, TOPICS)
+    group = unique_name("watch")
+    metrics_app = create_metrics(
+        MetricsSettings(
+            http_port=free_port(), kafka=kafka, group_id=f"{group}-metrics", stall_after=STALL_AFTER
+        )
+    )
+    alerts_app = create_alerts(
+        AlertsSettings(
+            http_port=free_port(),
+            kafka=kafka,
+            delivery_group_id=f"{group}-delivery",
+            watch_groups={"metrics": f"{group}-metrics"},
+            stall_after=STALL_AFTER,
+            file=write_alerts_file(
+                tmp_path / "alerts.yaml",
+                receivers=[{"name": "console", "kind": "console"}],
+                per_alert={"RoadmapPipelineStalled": {"for": "0s", "keep_firing_for": "0s"}},
+            ),
+        )
+    )
+    marker = f"watchdog-marker-{uuid.uuid4().hex}".encode()
+    canonical_topic = kafka.topic_name(CANONICAL_EVENTS)
+    alerts_topic = kafka.topic_name(ALERT_TRANSITIONS)
+    async with AsyncExitStack() as running:
+        metrics = await running.enter_async_context(running_app(metrics_app, timeout=90))
+        alerts = await running.enter_async_context(running_app(alerts_app, timeout=90))
+        proxied.proxy.rewrite_to_client = lambda frame: frame.replace(marker, marker.upper())
+        example = next(e for e in valid_examples() if e.name.startswith("trade.shipment/road"))
+        decoded = decode_event(example.raw)
+        assert isinstance(decoded, Accepted)
+        transition = (
+            b'{"alertname": "RoadmapTargetBehind", "state": "inactive", "labels": {}, '
+            b'"annotations": {}, "since": "2026-01-01T00:00:00Z", "started_at": '
+            b'"2026-01-01T00:00:00Z", "at": "2026-01-01T00:00:00Z", "dedup_key": "watchdog"}'
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            headers = [("x-trace", marker)]
+            canonical = await producer.send_and_wait(
+                canonical_topic,
+                encode_event(decoded.event),
+                key=message_key(decoded.event),
+                partition=CANONICAL_PARTITION,
+                headers=headers,
+            )
+            alert = await producer.send_and_wait(
+                alerts_topic,
+                transition,
+                key=b"watchdog",
+                partition=ALERTS_PARTITION,
+                headers=headers,
+            )
+        finally:
+            await producer.stop()
+
+        stuck_metrics = await until(
+            "metrics /readyz 503 on its progress check",
+            lambda: _readyz(metrics),
+            lambda body: not body["checks"]["progress"]["ok"],
+            timeout=30,
+        )
+        detail = stuck_metrics["checks"]["progress"]["detail"]
+        assert stuck_metrics["status_code"] == 503
+        assert (
+            f"stalled: {canonical_topic} partition {CANONICAL_PARTITION} at offset "
+            f"{canonical.offset}, 1 records behind" in detail
+        ), detail
+        assert "CorruptRecordException" in detail
+
+        stuck_alerts = await until(
+            "alerts /readyz 503 on its evaluator and its delivery",
+            lambda: _readyz(alerts),
+            lambda body: (
+                not body["checks"]["evaluator"]["ok"] and not body["checks"]["delivery"]["ok"]
+            ),
+            timeout=30,
+        )
+        evaluator = stuck_alerts["checks"]["evaluator"]["detail"]
+        delivery = stuck_alerts["checks"]["delivery"]["detail"]
+        assert f"{canonical_topic} partition {CANONICAL_PARTITION} at offset" in evaluator
+        assert (
+            f"stalled: {alerts_topic} partition {ALERTS_PARTITION} at offset {alert.offset}"
+            in delivery
+        ), delivery
+        assert "Invalid CRC" in delivery
+
+        texts = {"metrics": await scrape(metrics), "alerts": await scrape(alerts)}
+        assert metric_total(texts["metrics"], "roadmap_consumer_stalled", service="metrics") == 1
+        assert (
+            metric_total(
+                texts["metrics"],
+                "roadmap_consumer_lag_messages",
+                topic=canonical_topic,
+                partition=str(CANONICAL_PARTITION),
+            )
+            == 1
+        )
+        assert metric_total(texts["alerts"], "roadmap_consumer_stalled", topic=alerts_topic) == 1
+        assert metric_total(texts["alerts"], "roadmap_consumer_stalled", topic=canonical_topic) == 1
+
+        listed = await until(
+            "RoadmapPipelineStalled firing on /v1/alerts",
+            lambda: _alerts(alerts),
+            lambda found: any(
+                a["alertname"] == "RoadmapPipelineStalled" and a["state"] == "firing" for a in found
+            ),
+            timeout=30,
+        )
+        stalled = next(a for a in listed if a["alertname"] == "RoadmapPipelineStalled")
+        description = stalled["annotations"]["description"]
+        assert "alerts evaluator: " in description
+        assert f"alerts delivery (group {group}-delivery): {alerts_topic}" in description
+        assert f"metrics (group {group}-metrics): {canonical_topic}" in description
+
+        proxied.proxy.rewrite_to_client = None
+        await wait_ready(metrics, timeout=30)
+        await wait_ready(alerts, timeout=30)
+        for base_url in (metrics, alerts):
+            text = await scrape(base_url)
+            assert metric_total(text, "roadmap_consumer_stalled") == 0
+        await until(
+            "RoadmapPipelineStalled resolved",
+            lambda: _alerts(alerts),
+            lambda found: any(
+                a["alertname"] == "RoadmapPipelineStalled" and a["state"] == "resolved"
+                for a in found
+            ),
+            timeout=60,
+        )
