@@ -89,7 +89,7 @@ class ConsumerWatchdog:
         self._tracker = ProgressTracker(stall_after_s)
         self._monotonic = monotonic
         self._labelled: set[PartitionId] = set()
-        self._last_error = ""
+        self._last_error: tuple[str, float] | None = None
         self.report = EMPTY_REPORT
         self._timer = Periodic(
             f"progress check of {consumer_name}",
@@ -100,7 +100,8 @@ class ConsumerWatchdog:
     # -- what the consumer tells it ------------------------------------------------------------
     def note_error(self, error: BaseException | str) -> None:
         """The consumer's latest failure, given with a stall that has no decoding error."""
-        self._last_error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self._last_error = (text, self._monotonic())
 
     def restart(self, partitions: Iterable[PartitionId]) -> None:
         """``partitions`` are read again from an earlier offset on purpose (a replay)."""
@@ -185,7 +186,10 @@ class ConsumerWatchdog:
         unreadable = UNREADABLE.get(tp)
         if unreadable is not None:
             return f"{unreadable.error} (at offset {unreadable.offset})"
-        return self._last_error or "none seen (the records are readable; is the handler stuck?)"
+        if self._last_error is None:
+            return "none seen (the records are readable; is the handler stuck?)"
+        text, at = self._last_error
+        return f"{text} ({self._monotonic() - at:.0f} s ago)"
 
     def stalls(self) -> list[Stall]:
         """The partitions stalled at the last check."""

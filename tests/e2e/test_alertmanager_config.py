@@ -43,9 +43,12 @@ def test_amtool_accepts_the_configuration() -> None:
 
 def test_routes_go_to_the_owner_and_critical_also_to_on_call() -> None:
     """A critical alert of the industry office reaches on-call and the office; an info alert of
-    the trade ministry only that ministry; a platform alert the platform team."""
+    the trade ministry only that ministry; a platform alert the platform team; a stalled
+    pipeline (critical, platform) pages on-call and the platform team."""
+    stalled = ("alertname=RoadmapPipelineStalled", "indicator=pipeline_progress")
     cases = {
         ("severity=critical", "owner=industry-office"): "roadmap-oncall,industry-office",
+        (*stalled, "severity=critical", "owner=platform"): "roadmap-oncall,platform",
         ("severity=info", "owner=trade-ministry"): "trade-ministry",
         ("severity=warning", "owner=platform"): "platform",
         ("severity=warning", "owner=nobody"): "roadmap-default",
