@@ -4,9 +4,9 @@ State is owned per partition. When the group assigns a partition, its state star
 the partition is read from the beginning; the instance is ready once every owned partition has
 been read up to the end offset it had at assignment. A partition kept across a rebalance keeps
 its state and resumes where it was; a partition taken away is dropped. The state is always
-rebuilt from the topic, so a restart gives the same numbers: offsets are committed after each
-batch only so that the group's progress can be watched from outside (the alerts service does,
-as do Kafka's own tools); they are never resumed from.
+rebuilt from the topic, so a restart gives the same numbers: offsets are committed (every few
+seconds, after a batch) only so that the group's progress can be watched from outside
+(the alerts service does, as do Kafka's own tools); they are never resumed from.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from contracts.events import event_adapter
 from services.common.http import CheckResult
 from services.common.kafka import no_decoding, raw_headers
-from services.common.watchdog import ConsumerGauges, subscriber_watchdog
+from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
@@ -63,6 +63,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._metrics = metrics
         self._topic = topic
         self._after_batch = after_batch
+        self._last_commit = 0.0
+        self._commit_every_s = check_interval(settings.stall_after)
         self._positions: dict[int, int] = {}
         self._replay_to: dict[int, int] = {}
         self._confirmed: set[int] = set()
@@ -167,8 +169,18 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
         self._update_gauges()
         await self._after_batch()
+        await self._commit_now_and_then(message)
+
+    async def _commit_now_and_then(self, message: KafkaMessage) -> None:
+        """Commit the positions for the group's watchers (see the module docstring), as often as
+        progress is checked (``check_interval``: 5 s by default). A commit after every batch
+        raised the peak memory of a replay from about 120 to about 210 MiB here."""
+        now = time.monotonic()
+        if now - self._last_commit < self._commit_every_s:
+            return
+        self._last_commit = now
         try:
-            await message.ack()  # for watchers of the group only (see the module docstring)
+            await message.ack()
         except KafkaError as exc:
             log.info("offset commit refused", extra={"error": f"{type(exc).__name__}: {exc}"})
 
