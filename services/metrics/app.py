@@ -146,7 +146,7 @@ def create_app(
         http=http,
         topics=[CANONICAL_EVENTS, KPI_SNAPSHOTS],
         connect=[publisher.start],
-        after_start=[start_ticker, consumer.watchdog.start],
-        before_stop=[consumer.watchdog.stop, stop_ticker],
+        after_start=[start_ticker, consumer.watchdog.start, consumer.committer.start],
+        before_stop=[consumer.committer.stop, consumer.watchdog.stop, stop_ticker],
         disconnect=[publisher.stop],
     )

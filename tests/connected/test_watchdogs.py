@@ -12,6 +12,7 @@ the proxy stops, every consumer moves on by itself.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -23,6 +24,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.codec import Accepted, decode_event, encode_event
+from contracts.events import EventType
 from contracts.examples import valid_examples
 from contracts.keys import message_key
 from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, TOPICS
@@ -36,7 +38,9 @@ from services.metrics.settings import MetricsSettings
 from tests.support.alerts_stack import write_alerts_file
 from tests.support.kafka import unique_name
 from tests.support.processes import metric_total, scrape
+from tests.support.roadmap_events import publish_canonical
 from tests.support.services import running_app, wait_ready
+from tests.support.streams import EventFactory
 from tests.support.tcp_proxy import ProxiedBroker, proxied_broker
 from tests.support.waiting import until
 
@@ -203,3 +207,62 @@ async def test_metrics_evaluator_and_delivery_each_report_their_own_stalled_part
             ),
             timeout=60,
         )
+
+
+async def test_a_pipeline_that_goes_idle_after_a_burst_is_never_called_stalled(
+    proxied: ProxiedBroker, tmp_path: Path
+) -> None:
+    """Metrics folds a burst and then nothing more comes. Its last records must be committed
+    too: the alerts service watches its group's committed offsets, and a burst whose tail was
+    never committed looked, once idle, like a stall (it did in ``make dev``, when the demo
+    ended). For six STALL_AFTER periods: every check ready, nothing stalled, no alert."""
+    kafka = KafkaSettings(
+        bootstrap_servers=proxied.bootstrap_servers,
+        topic_partitions=3,
+        topic_prefix=unique_name("idle") + ".",
+    )
+    await ensure_topics(kafka, TOPICS)
+    group = unique_name("idle")
+    metrics_app = create_metrics(
+        MetricsSettings(
+            http_port=free_port(), kafka=kafka, group_id=f"{group}-metrics", stall_after=STALL_AFTER
+        )
+    )
+    alerts_app = create_alerts(
+        AlertsSettings(
+            http_port=free_port(),
+            kafka=kafka,
+            delivery_group_id=f"{group}-delivery",
+            watch_groups={"metrics": f"{group}-metrics"},
+            stall_after=STALL_AFTER,
+            file=write_alerts_file(
+                tmp_path / "alerts.yaml",
+                receivers=[{"name": "console", "kind": "console"}],
+                per_alert={"RoadmapPipelineStalled": {"for": "0s", "keep_firing_for": "0s"}},
+            ),
+        )
+    )
+    factory = EventFactory(group)
+    burst = [factory.event(EventType.TRADE_SHIPMENT, n, 1) for n in range(3_000)]
+    async with AsyncExitStack() as running:
+        metrics = await running.enter_async_context(running_app(metrics_app, timeout=90))
+        alerts = await running.enter_async_context(running_app(alerts_app, timeout=90))
+        for chunk in range(0, len(burst), 500):
+            await publish_canonical(kafka, burst[chunk : chunk + 500])
+        await until(
+            "metrics folded the burst",
+            lambda: scrape(metrics),
+            lambda text: metric_total(text, "roadmap_metrics_events_total") >= len(burst),
+        )
+        deadline = asyncio.get_running_loop().time() + 6 * STALL_AFTER
+        checks = 0
+        while asyncio.get_running_loop().time() < deadline:
+            for base_url in (metrics, alerts):
+                body = await _readyz(base_url)
+                assert body["status_code"] == 200, body
+                assert metric_total(await scrape(base_url), "roadmap_consumer_stalled") == 0
+            checks += 1
+            await asyncio.sleep(0.5)
+        listed = await _alerts(alerts)
+        assert not [a for a in listed if a["alertname"] == "RoadmapPipelineStalled"], listed
+        assert checks >= 10
