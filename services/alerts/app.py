@@ -25,7 +25,7 @@ from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher
 from services.common.runtime import ServiceApp, broker_check
-from services.common.watchdog import ConsumerGauges, subscriber_watchdog
+from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 
 SERVICE = "alerts"
 
@@ -61,12 +61,21 @@ def create_app(
         generator_url=settings.external_url.rstrip("/") + "/v1/alerts",
         repeat_interval=alerts_file.lifecycle.repeat_interval,
     )
+    gauges = ConsumerGauges(registry)
+    delivery_watchdog = ConsumerWatchdog(
+        service=SERVICE,
+        consumer_name=f"alerts delivery (group {settings.delivery_group_id})",
+        consumer=lambda: delivery.consumer,  # the subscriber is made just below
+        gauges=gauges,
+        stall_after_s=settings.stall_after,
+    )
     deliverer = Deliverer(
         receivers,
         {spec.name: spec for spec in alerts_file.receivers},
         alerts_file.routes,
         policy,
         metrics,
+        note_error=delivery_watchdog.note_error,
     )
     alerts_topic = settings.kafka.topic_name(ALERT_TRANSITIONS)
     delivery = subscribe_delivery(
@@ -76,14 +85,6 @@ def create_app(
         topic=alerts_topic,
         group_id=settings.delivery_group_id,
         policy=policy,
-    )
-    gauges = ConsumerGauges(registry)
-    delivery_watchdog = subscriber_watchdog(
-        delivery,
-        service=SERVICE,
-        consumer_name=f"alerts delivery (group {settings.delivery_group_id})",
-        gauges=gauges,
-        stall_after_s=settings.stall_after,
     )
     groups = GroupWatch(settings.kafka, settings.watch_groups, stall_after_s=settings.stall_after)
     evaluator = Evaluator(

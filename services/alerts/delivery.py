@@ -49,6 +49,7 @@ class Deliverer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        note_error: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._receivers = receivers
         self._specs = specs
@@ -57,6 +58,8 @@ class Deliverer:
         self._metrics = metrics
         self._monotonic = monotonic
         self._jitter = jitter
+        self._note_error = note_error
+        """Told why a record is held up (a receiver retried), for the delivery watchdog."""
         self.stopping = asyncio.Event()
 
     async def deliver(self, record: AlertTransition) -> None:
@@ -112,6 +115,10 @@ class Deliverer:
                 )
                 return
             self._metrics.retried.labels(receiver.name).inc()
+            self._note_error(
+                f"receiver {receiver.name} did not accept a notification ({attempt.detail}); "
+                f"retrying, attempt {attempt_number}"
+            )
             log.warning(
                 "notification not accepted; retrying",
                 extra={**_context(receiver, record, attempt, attempt_number), "retry_in_s": wait},

@@ -38,6 +38,7 @@ from services.metrics.settings import MetricsSettings
 from tests.support.alerts_stack import write_alerts_file
 from tests.support.kafka import unique_name
 from tests.support.processes import metric_total, scrape
+from tests.support.receiver import RecordingReceiver
 from tests.support.roadmap_events import publish_canonical
 from tests.support.services import running_app, wait_ready
 from tests.support.streams import EventFactory
@@ -266,3 +267,54 @@ async def test_a_pipeline_that_goes_idle_after_a_burst_is_never_called_stalled(
         listed = await _alerts(alerts)
         assert not [a for a in listed if a["alertname"] == "RoadmapPipelineStalled"], listed
         assert checks >= 10
+
+
+async def test_delivery_held_up_by_a_failing_receiver_names_the_receiver(
+    proxied: ProxiedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook answering 503 holds a notification (delivery retries it, in order): after
+    STALL_AFTER the delivery watchdog says so, with the receiver's answer as the last error;
+    once the webhook answers 200, delivery moves on and every notification arrives."""
+    kafka = KafkaSettings(
+        bootstrap_servers=proxied.bootstrap_servers,
+        topic_partitions=3,
+        topic_prefix=unique_name("hook") + ".",
+    )
+    await ensure_topics(kafka, TOPICS)
+    monkeypatch.setenv("HOOK_TEST_SECRET", "hook-test-key")
+    failing = True
+    receiver = RecordingReceiver(answer=lambda _: (503, {}) if failing else (200, {}))
+    alerts_app = create_alerts(
+        AlertsSettings(
+            http_port=free_port(),
+            kafka=kafka,
+            delivery_group_id=unique_name("hook"),
+            watch_groups={},
+            stall_after=STALL_AFTER,
+            file=write_alerts_file(
+                tmp_path / "alerts.yaml",
+                receivers=[
+                    {
+                        "name": "hook",
+                        "kind": "webhook",
+                        "url": receiver.url,
+                        "secret_env": "HOOK_TEST_SECRET",
+                    }
+                ],
+                per_alert={"RoadmapIndicatorStale": {"for": "0s", "keep_firing_for": "0s"}},
+            ),
+        )
+    )
+    async with receiver.running(), running_app(alerts_app, timeout=90) as alerts:
+        held = await until(
+            "alerts /readyz 503 on delivery",
+            lambda: _readyz(alerts),
+            lambda body: not body["checks"]["delivery"]["ok"],
+            timeout=30,
+        )
+        detail = held["checks"]["delivery"]["detail"]
+        assert "last error: receiver hook did not accept a notification (HTTP 503" in detail
+        assert "retrying, attempt" in detail
+        failing = False
+        await wait_ready(alerts, timeout=30)
+        await receiver.wait_for(lambda requests: len([r for r in requests if r.status == 200]) >= 7)
