@@ -82,6 +82,7 @@ def create_app(
         broker,
         deliverer,
         metrics,
+        kafka=settings.kafka,
         topic=alerts_topic,
         group_id=settings.delivery_group_id,
         policy=policy,

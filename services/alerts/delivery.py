@@ -29,7 +29,8 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt, Receiver
 from services.alerts.retry import backoff, out_of_budget
 from services.alerts.routing import route, wants
-from services.common.kafka import no_decoding, raw_headers
+from services.common.config import KafkaSettings
+from services.common.kafka import consumer_options, no_decoding, raw_headers
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def subscribe_delivery(
     deliverer: Deliverer,
     metrics: AlertsMetrics,
     *,
+    kafka: KafkaSettings,
     topic: str,
     group_id: str,
     policy: RetryPolicy,
@@ -168,6 +170,7 @@ def subscribe_delivery(
         max_poll_interval_ms=poll_interval_ms,
         decoder=no_decoding,
         parser=raw_headers,
+        **consumer_options(kafka),
         title="alerts: delivery",
         description="Alert records handed to receivers; committed once every receiver is done.",
     )

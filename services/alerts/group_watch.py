@@ -26,7 +26,6 @@ from aiokafka.errors import KafkaError
 
 from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
-from services.common.kafka import client_options
 from services.common.periodic import Periodic
 from services.common.progress import (
     EMPTY_REPORT,
@@ -37,7 +36,7 @@ from services.common.progress import (
     Stall,
     describe,
 )
-from services.common.reading import topic_partitions
+from services.common.reading import offset_reader, topic_partitions
 from services.common.watchdog import check_interval
 
 log = logging.getLogger(__name__)
@@ -105,13 +104,10 @@ class GroupWatch:
         for watched in self._watched:
             if watched.consumer is not None:
                 continue
-            consumer = AIOKafkaConsumer(
-                **{
-                    **client_options(self._kafka),
-                    "client_id": f"{self._kafka.client_id}-alerts-watch-{watched.service}",
-                },
-                group_id=watched.group,
-                enable_auto_commit=False,
+            consumer = offset_reader(
+                self._kafka,
+                group=watched.group,
+                client_id=f"{self._kafka.client_id}-alerts-watch-{watched.service}",
             )
             await consumer.start()
             watched.consumer = consumer

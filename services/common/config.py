@@ -40,6 +40,11 @@ class KafkaSettings(BaseSettings):
     enable_idempotence: bool = Field(
         default=False, description="Turn on with real Kafka; the embedded broker refuses it"
     )
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        default="read_committed",
+        description="What every consumer reads: read_committed skips what a transactional "
+        "producer aborted (and waits on what it has not committed yet)",
+    )
     topic_partitions: int = Field(default=3, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
     create_topics: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -28,6 +28,18 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
+class ConsumerOptions(TypedDict):
+    isolation_level: Literal["read_committed", "read_uncommitted"]
+
+
+def consumer_options(settings: KafkaSettings) -> ConsumerOptions:
+    """What every consumer of the product is built with, raw or under FastStream: the fetch
+    guard installed, and the isolation level of ``KAFKA_ISOLATION_LEVEL`` (``read_committed``
+    by default, so records a transactional producer aborted are never read)."""
+    fetch_guard.install()
+    return ConsumerOptions(isolation_level=settings.isolation_level)
+
+
 def make_broker(
     settings: KafkaSettings,
     *,
@@ -38,10 +50,9 @@ def make_broker(
     """A FastStream broker for ``service``; producers wait for all in-sync replicas.
 
     With a ``registry``, FastStream's own Prometheus metrics (``faststream_*``) go into it.
-    Its consumers are guarded (``fetch_guard``): an unreadable partition waits alone. Give its
-    subscribers ``parser=raw_headers`` so headers reach the handlers as the producer sent them.
+    Give its subscribers ``**consumer_options(settings)`` (the fetch guard and the isolation
+    level) and ``parser=raw_headers`` (headers reach the handlers as the producer sent them).
     """
-    fetch_guard.install()
     middlewares: Sequence[Any] = (
         (KafkaPrometheusMiddleware(registry=registry, app_name=service),) if registry else ()
     )

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from services.common import fetch_guard
 from services.common.config import KafkaSettings
-from services.common.kafka import client_options
+from services.common.kafka import client_options, consumer_options
 
 FETCH_WAIT_MS = 500
 RECOVERY_STALL_S = 30.0
@@ -26,15 +26,26 @@ RecordSink = Callable[[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], 
 def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
     """A consumer outside any group, for partitions the caller assigns and positions itself.
 
-    Guarded like every consumer of the product (``fetch_guard``).
+    Built like every consumer of the product (``consumer_options``).
     """
-    fetch_guard.install()
     return AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": client_id},
+        **consumer_options(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+def offset_reader(kafka: KafkaSettings, *, group: str, client_id: str) -> AIOKafkaConsumer:
+    """A consumer with ``group``'s id that only reads the group's committed offsets: it never
+    subscribes, so it never joins the group and cannot disturb its members."""
+    return AIOKafkaConsumer(
+        **{**client_options(kafka), "client_id": client_id},
+        **consumer_options(kafka),
+        group_id=group,
+        enable_auto_commit=False,
     )
 
 

@@ -22,7 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult
-from services.common.kafka import no_decoding, raw_headers
+from services.common.kafka import consumer_options, no_decoding, raw_headers
 from services.common.publishing import PublishError
 from services.common.watchdog import ConsumerGauges, subscriber_watchdog
 from services.ingest.metrics import IngestMetrics
@@ -82,6 +82,7 @@ class UpstreamConsumer:
             listener=self._tracker,
             decoder=no_decoding,
             parser=raw_headers,
+            **consumer_options(settings.kafka),
             title="ingest: upstream events",
             description=(
                 "Upstream JSON events, one topic per type. Each message yields exactly one "

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from contracts.events import event_adapter
 from services.common.http import CheckResult
-from services.common.kafka import no_decoding, raw_headers
+from services.common.kafka import consumer_options, no_decoding, raw_headers
 from services.common.periodic import Periodic
 from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
@@ -85,6 +85,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             listener=self,
             decoder=no_decoding,
             parser=raw_headers,
+            **consumer_options(settings.kafka),
             title="metrics: canonical events",
             description="Folded into indicator state; each owned partition replayed from 0.",
         )
