@@ -32,7 +32,7 @@ from benchmarks.report import say, write_table
 from benchmarks.service_process import counter_total, spawn, stop
 from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType, event_adapter
-from contracts.keys import message_key, partition_key
+from contracts.keys import canonical_key, partition_key
 from contracts.roadmap.loader import load_roadmap
 from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
 from services.common.config import KafkaSettings
@@ -73,7 +73,7 @@ def _records(kafka: KafkaSettings, values: Sequence[bytes]) -> list[OutboundReco
     for value in values:
         event = event_adapter.validate_json(value)
         records.append(
-            OutboundRecord(topic, message_key(event), value, partition_key=partition_key(event))
+            OutboundRecord(topic, canonical_key(event), value, partition_key=partition_key(event))
         )
     return records
 

@@ -96,7 +96,10 @@ HIRING_REPORTS = TopicSpec(
 )
 CANONICAL_EVENTS = TopicSpec(
     name="roadmap.events.v1",
-    key="natural key: type/id[/period] (contracts.keys.message_key)",
+    key=(
+        "natural key and version: type/id[/period]@occurred_at/event_id "
+        "(contracts.keys.canonical_key); partitioned by entity (contracts.keys.partition_key)"
+    ),
     value=Event,
     producer=INGEST,
     consumers=(METRICS, ALERTS),

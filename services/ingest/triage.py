@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from contracts.codec import Accepted, Headers, Rejected, RejectReason, decode_record, encode_event
 from contracts.events import EventType
-from contracts.keys import AnyEvent, message_key, partition_key
+from contracts.keys import AnyEvent, canonical_key, partition_key
 from services.ingest.dedup import PendingIds, Seen
 
 UNKNOWN_TYPE_LABEL = "unknown"
@@ -60,7 +60,7 @@ def _classify(result: Accepted, source: SourceRecord, pending: PendingIds) -> Ou
     value = encode_event(event)
     seen = pending.admit(event.event_id, value)
     if seen is Seen.NEW:
-        return Canonical(event, message_key(event), value, partition_key(event))
+        return Canonical(event, canonical_key(event), value, partition_key(event))
     if seen is Seen.DUPLICATE:
         return Duplicate(event)
     reused = Rejected(

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from contracts.codec import Accepted, RejectReason, decode_event, encode_event
 from contracts.examples import InvalidExample, invalid_examples, valid_examples
-from contracts.keys import AnyEvent, message_key
+from contracts.keys import AnyEvent, canonical_key
 from contracts.records import (
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_TOPIC,
@@ -183,7 +183,7 @@ async def test_single_event_is_published_once_in_canonical_form(ingest: Ingest) 
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": [event.event_id], "duplicates": [], "rejected": []}
     records = await ingest.canonical()
-    assert [(r.key, r.value) for r in records] == [(message_key(event), encode_event(event))]
+    assert [(r.key, r.value) for r in records] == [(canonical_key(event), encode_event(event))]
     assert await ingest.dead_letters() == []
 
 
@@ -204,7 +204,7 @@ async def test_array_of_every_valid_example_is_accepted(ingest: Ingest) -> None:
     records = await ingest.canonical()
     assert len(records) == len(events) == 9
     assert sorted((r.key, r.value) for r in records) == sorted(
-        (message_key(event), encode_event(event)) for event in events
+        (canonical_key(event), encode_event(event)) for event in events
     )
 
 

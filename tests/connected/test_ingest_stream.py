@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import RejectReason
 from contracts.events import event_adapter
-from contracts.keys import partition_key
+from contracts.keys import entity_of, partition_key
 from contracts.records import (
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_OFFSET,
@@ -104,8 +104,8 @@ async def _settled(bootstrap: str, topic: str, expect: int, *, timeout: float) -
 def _check_canonical(
     records: Sequence[Record], stream: Sequence[Upstream], partitions: int
 ) -> list[str]:
-    """One record per accepted event: its normalised form, keyed by its natural key, in the
-    partition any Kafka client's default partitioner gives its entity (``partition_key``)."""
+    """One record per accepted event: its normalised form, keyed by its natural key and version,
+    in the partition any Kafka client's default partitioner gives its entity (``partition_key``)."""
     expected = {m.event_id: m for m in stream if m.fate is Fate.CANONICAL}
     everywhere = list(range(partitions))
     problems = []
@@ -130,16 +130,16 @@ def _check_canonical(
 
 
 def _check_order_per_key(records: Sequence[Record], stream: Sequence[Upstream]) -> list[str]:
-    """Every version of a key in one partition, in the order upstream published them."""
+    """Every version of a natural key in one partition, in the order upstream published them."""
     published: dict[bytes | None, list[str | None]] = defaultdict(list)
     for message in stream:
         if message.fate is Fate.CANONICAL:
-            published[message.canonical_key].append(message.event_id)
+            published[message.key].append(message.event_id)
     seen: dict[bytes | None, list[str | None]] = defaultdict(list)
     partitions: dict[bytes | None, set[int]] = defaultdict(set)
     for record in records:  # read_topic: partition by partition, in offset order
-        seen[record.key].append(_event_id(record))
-        partitions[record.key].add(record.partition)
+        seen[entity_of(record.key)].append(_event_id(record))
+        partitions[entity_of(record.key)].add(record.partition)
     problems = [f"{key!r} in partitions {p}" for key, p in partitions.items() if len(p) > 1]
     problems += [
         f"{key!r}: canonical order {seen[key]}, published {ids}"
@@ -418,8 +418,8 @@ async def test_last_version_per_key_survives_a_graceful_restart(
 ) -> None:
     """Five versions of each of 2,100 natural keys, published version by version; ingest is
     stopped with SIGTERM mid-stream and restarted in the same group. Nothing is missing, each
-    key's versions first appear in publish order, and the last canonical record of every key is
-    the last version published (what a compacted topic and the metrics fold keep)."""
+    key's versions first appear in publish order, and the last canonical record of every natural
+    key is the last version published."""
     kafka, group = _kafka(broker), unique_name("ingest")
     events = versioned_events(EventFactory(unique_name("run")), entities_per_type=700, versions=5)
     want = {e.event_id for e in events if e.event_id is not None}
@@ -446,10 +446,10 @@ async def test_last_version_per_key_survives_a_graceful_restart(
 
     published: dict[bytes | None, list[str | None]] = defaultdict(list)
     for event in events:
-        published[event.canonical_key].append(event.event_id)
+        published[event.key].append(event.event_id)
     seen: dict[bytes | None, list[str]] = defaultdict(list)
     for record in records:
-        seen[record.key].append(_event_id(record))
+        seen[entity_of(record.key)].append(_event_id(record))
     duplicates = len(records) - len({_event_id(r) for r in records})
     print(
         f"\nSIGTERM restart: {total} in ({len(published)} keys x 5 versions); {at_stop} canonical "

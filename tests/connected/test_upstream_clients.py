@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.codec import Accepted, RejectReason, decode_event
 from contracts.events import EventType
-from contracts.keys import message_key
+from contracts.keys import canonical_key
 from contracts.records import DLQ_HEADER_REASON, AlertTransition, DlqRecord, KpiSnapshot
 from contracts.topics import (
     ALERT_TRANSITIONS,
@@ -293,7 +293,7 @@ async def test_a_librdkafka_consumer_reads_every_output_topic(stack: KafkaSettin
     for message in canonical:
         decoded = decode_event(message.value())
         assert isinstance(decoded, Accepted)
-        assert message.key() == message_key(decoded.event)
+        assert message.key() == canonical_key(decoded.event)
 
     (letter,) = await asyncio.to_thread(read, DEAD_LETTERS, 1)
     record = DlqRecord.model_validate_json(letter.value())

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.codec import Accepted, decode_event, encode_event
 from contracts.events import EventType
 from contracts.examples import valid_examples
-from contracts.keys import message_key
+from contracts.keys import canonical_key
 from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, TOPICS
 from services.alerts.app import create_app as create_alerts
 from services.alerts.settings import AlertsSettings
@@ -120,7 +120,7 @@ async def test_metrics_evaluator_and_delivery_each_report_their_own_stalled_part
             canonical = await producer.send_and_wait(
                 canonical_topic,
                 encode_event(decoded.event),
-                key=message_key(decoded.event),
+                key=canonical_key(decoded.event),
                 partition=CANONICAL_PARTITION,
                 headers=headers,
             )

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.codec import MAX_EVENT_BYTES, Accepted, RejectReason, decode_event, encode_event
 from contracts.events import EventType
 from contracts.examples import invalid_examples, valid_examples
-from contracts.keys import message_key
+from contracts.keys import canonical_key, message_key
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 
@@ -117,15 +117,14 @@ def accepted(topic_type: EventType, raw: bytes, label: str) -> Upstream:
     result = decode_event(raw, expected_type=topic_type)
     if not isinstance(result, Accepted):
         raise ValueError(f"test data: {label} does not decode: {result}")
-    canonical_key = message_key(result.event)
     return Upstream(
         topic_type=topic_type,
-        key=canonical_key,
+        key=message_key(result.event),
         value=raw,
         fate=Fate.CANONICAL,
         label=label,
         event_id=result.event.event_id,
-        canonical_key=canonical_key,
+        canonical_key=canonical_key(result.event),
         canonical_value=encode_event(result.event),
     )
 

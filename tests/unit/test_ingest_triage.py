@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from contracts.codec import RejectReason, encode_event
 from contracts.events import EventType
 from contracts.examples import InvalidExample, ValidExample, invalid_examples, valid_examples
-from contracts.keys import message_key
+from contracts.keys import canonical_key
 from services.ingest.dedup import DedupWindow, PendingIds
 from services.ingest.triage import (
     UNKNOWN_TYPE_LABEL,
@@ -60,11 +60,12 @@ def _with_data(example: ValidExample, **changes: Any) -> bytes:
 
 @pytest.mark.parametrize("example", VALID, ids=[e.name for e in VALID])
 def test_valid_example_becomes_canonical(example: ValidExample) -> None:
-    """A valid example on its own topic is Canonical: natural key, canonical encoding."""
+    """A valid example on its own topic is Canonical: natural key and version, canonical
+    encoding."""
     outcome = _triage(example.raw, _fresh(), example.event_type)
     assert isinstance(outcome, Canonical), outcome
     assert outcome.event.type is example.event_type
-    assert outcome.key == message_key(outcome.event)
+    assert outcome.key == canonical_key(outcome.event)
     assert outcome.value == encode_event(outcome.event)
     assert type_label(outcome) == example.event_type.value
 
@@ -74,7 +75,7 @@ def test_canonical_value_is_normalised() -> None:
     and occurred_at is converted to UTC in the published bytes."""
     outcome = _triage(SHIPMENT.raw, _fresh(), EventType.TRADE_SHIPMENT)
     assert isinstance(outcome, Canonical), outcome
-    assert outcome.key == b"trade.shipment/FH-7781"
+    assert outcome.key == b"trade.shipment/FH-7781@2025-06-30T18:59:59.500000Z/freight-hub-7781"
     published = json.loads(outcome.value)
     assert published["data"]["origin"] == "KZ"
     assert published["data"]["destination"] == "BY"
@@ -209,7 +210,7 @@ def _assert_one_outcome(outcome: Outcome) -> None:
     assert isinstance(outcome, Canonical | Duplicate | DeadLetter)
     assert type_label(outcome) in TYPE_LABELS
     if isinstance(outcome, Canonical):
-        assert outcome.key == message_key(outcome.event)
+        assert outcome.key == canonical_key(outcome.event)
         assert outcome.value == encode_event(outcome.event)
     if isinstance(outcome, DeadLetter):
         assert outcome.rejection.detail

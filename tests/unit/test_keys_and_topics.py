@@ -10,7 +10,14 @@ import pytest
 from contracts.codec import Accepted, decode_event
 from contracts.events import EventType
 from contracts.examples import EXAMPLES_DIR
-from contracts.keys import AnyEvent, message_key, natural_key
+from contracts.keys import (
+    AnyEvent,
+    canonical_key,
+    entity_of,
+    message_key,
+    natural_key,
+    partition_key,
+)
 from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE, TopicSpec, topic
 
 DESIGN_TOPICS = (
@@ -105,6 +112,33 @@ def test_message_key_is_utf8_of_the_natural_key_joined_by_slash() -> None:
         assert isinstance(key, bytes)
         assert tuple(key.decode("utf-8").split("/")) == natural_key(event)
         assert natural_key(event)[0] == event.type.value
+
+
+def test_canonical_key_is_the_natural_key_and_the_version() -> None:
+    """The canonical key adds the version the fold orders by; its entity part is the natural
+    key, so two versions of one shipment differ in key but share the entity and partition key."""
+    first = _example("trade.shipment/road_flour_kz_by.json")
+    second = _example(
+        "trade.shipment/road_flour_kz_by.json",
+        event_id="kz-customs-2025-000999",
+        occurred_at="2025-03-20T08:00:00+05:00",
+    )
+    assert canonical_key(first) == (
+        b"trade.shipment/KZC-2025-000123@2025-03-14T10:00:00.000000Z/kz-customs-2025-000123"
+    )
+    assert canonical_key(second) == (
+        b"trade.shipment/KZC-2025-000123@2025-03-20T03:00:00.000000Z/kz-customs-2025-000999"
+    )
+    assert entity_of(canonical_key(first)) == entity_of(canonical_key(second)) == message_key(first)
+    assert partition_key(first) == partition_key(second)
+
+
+def test_the_same_version_published_twice_has_one_key() -> None:
+    """A re-publication (after a crash between publish and commit) is the same key: compaction
+    may drop it, which changes nothing the fold sees."""
+    event = _example("project.milestone/combine_harvester_jv_operational.json")
+    again = _example("project.milestone/combine_harvester_jv_operational.json")
+    assert canonical_key(event) == canonical_key(again)
 
 
 def test_topic_names_are_unique() -> None:
