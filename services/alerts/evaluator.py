@@ -37,7 +37,13 @@ from services.alerts.settings import AlertsSettings
 from services.common.http import CheckResult
 from services.common.progress import Stall
 from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
-from services.common.reading import ReadTo, read_to_end, state_reader, topic_partitions
+from services.common.reading import (
+    ReadTo,
+    read_last,
+    read_to_end,
+    state_reader,
+    topic_partitions,
+)
 from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 
 log = logging.getLogger(__name__)
@@ -152,16 +158,29 @@ class Evaluator:
     async def _follow_from(
         self, consumer: AIOKafkaConsumer, kpi: list[TopicPartition], counted: list[TopicPartition]
     ) -> None:
-        """Read KPI snapshots from the beginning and the counted topics from near their end.
+        """Count the last ``pipeline_lookback`` records of the canonical and DLQ partitions
+        (further back where offsets are sparse), then follow them, and read the KPI snapshots
+        from the beginning.
 
-        Evaluation waits until both are read to where they ended at start-up: a DLQ share taken
-        while the (small) DLQ is counted but the canonical look-back is not would be too high."""
+        Evaluation waits until the KPI topic is read to where it ended at start-up; the look-back
+        is read whole before, as a DLQ share taken while the (small) DLQ is counted but the
+        canonical look-back is not would be too high."""
+        consumer.assign(counted)
+
+        def count(tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            rejected = self._counted[tp.topic]
+            for record in records:
+                self.window.count(record.timestamp, rejected=rejected)
+
+        reached = await read_last(
+            consumer, counted, self._settings.pipeline_lookback, count, what="pipeline look-back"
+        )
         consumer.assign(kpi + counted)
         await consumer.seek_to_beginning(*kpi)
-        ends = await consumer.end_offsets(kpi + counted)
-        for tp in counted:
-            consumer.seek(tp, max(0, ends[tp] - self._settings.pipeline_lookback))
-        self._start_read = ReadTo(consumer, {tp: ends[tp] for tp in kpi + counted})
+        for tp, offset in reached.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(kpi)
+        self._start_read = ReadTo(consumer, ends)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="alerts-evaluator")

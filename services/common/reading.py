@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from services.common import fetch_guard
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options, consumer_options
+from services.common.lookback import LookBack
 
 FETCH_WAIT_MS = 500
 RECOVERY_STALL_S = 30.0
@@ -70,10 +71,13 @@ class ReadTo:
     record batch, which alone would call a partition read while a batch is still unread).
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], *, exact: bool = False
+    ) -> None:
+        """``exact``: the targets are offsets to stop at, not end offsets to confirm."""
         self._consumer = consumer
         self._targets = dict(ends)
-        self._confirmed = {tp for tp, end in ends.items() if end == 0}
+        self._confirmed = set(ends) if exact else {tp for tp, end in ends.items() if end == 0}
 
     async def remaining(self) -> int | None:
         """Records left to read; None while some partition's true end is not known yet."""
@@ -122,3 +126,50 @@ async def read_to_end(
             stalled_since = loop.time()
         for tp, records in batches.items():
             sink(tp, records)
+
+
+async def read_last(
+    consumer: AIOKafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    count: int,
+    sink: RecordSink,
+    *,
+    what: str,
+) -> dict[TopicPartition, int]:
+    """Hand ``sink`` at least the last ``count`` records of each assigned partition (all of them
+    when it has fewer), reaching further back where offsets are sparse (``LookBack``: a
+    compacted topic). Leaves each partition at, and returns, the offset it was read up to, to
+    follow it from."""
+    starts = await consumer.beginning_offsets(partitions)
+    ends = await consumer.end_offsets(partitions)
+    plan: LookBack[TopicPartition] = LookBack(count, starts, ends)
+    for tp in partitions:
+        span = plan.next.get(tp)
+        consumer.seek(tp, span.lower if span is not None else ends[tp])
+
+    def newest(tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        plan.read(tp, (r.offset for r in records))
+        sink(tp, records)
+
+    # The first round reads to the true end (past what the end-offset request answered).
+    first = {tp: ends[tp] for tp in plan.next}
+    await read_to_end(consumer, ReadTo(consumer, first), newest, what=what)
+    reached = {tp: await consumer.position(tp) for tp in partitions}
+    while spans := plan.advance():
+        # Further back on the partitions that need it, the others held where they are.
+        waiting = [tp for tp in partitions if tp not in spans]
+        consumer.pause(*waiting)
+        for tp, span in spans.items():
+            consumer.seek(tp, span.lower)
+
+        def earlier(tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            inside = [r for r in records if r.offset < spans[tp].upper]
+            plan.read(tp, (r.offset for r in inside))
+            sink(tp, inside)
+
+        targets = {tp: span.upper for tp, span in spans.items()}
+        await read_to_end(consumer, ReadTo(consumer, targets, exact=True), earlier, what=what)
+        consumer.resume(*waiting)
+    for tp, offset in reached.items():
+        consumer.seek(tp, offset)
+    return reached

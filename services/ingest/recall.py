@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from contracts.topics import CANONICAL_EVENTS
 from services.common.config import KafkaSettings
 from services.common.http import CheckResult
-from services.common.reading import ReadTo, read_to_end, state_reader, topic_partitions
+from services.common.reading import read_last, state_reader, topic_partitions
 from services.ingest.dedup import DedupWindow, Remembered, remembered
 from services.ingest.metrics import IngestMetrics
 
@@ -78,10 +78,6 @@ async def recall_accepted_ids(kafka: KafkaSettings, window: DedupWindow) -> Reca
         partitions = await topic_partitions(consumer, topic)
         quota = math.ceil(window.capacity / len(partitions))
         consumer.assign(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, max(starts[tp], ends[tp] - quota))
 
         def keep(_: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
             nonlocal read
@@ -93,7 +89,7 @@ async def recall_accepted_ids(kafka: KafkaSettings, window: DedupWindow) -> Reca
                 if entry is not None:
                     entries.append(entry)
 
-        await read_to_end(consumer, ReadTo(consumer, ends), keep, what=f"topic {topic}")
+        await read_last(consumer, partitions, quota, keep, what=f"topic {topic}")
     finally:
         await consumer.stop()
     window.restore(entries)
