@@ -36,7 +36,7 @@ from services.metrics.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
-AfterBatch = Callable[[], Awaitable[None]]
+AfterBatch = Callable[[], Awaitable[object]]
 
 
 class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
