@@ -63,7 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--via", choices=("http", "kafka"), default="http")
     publish.add_argument("--ingest-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['ingest']}")
     publish.add_argument(
-        "--wait", type=float, default=30.0, help="kafka: seconds to wait for outcomes"
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds: via kafka, to wait for outcomes; via http, to retry while ingest answers "
+        "503 (not ready)",
     )
 
     rules = commands.add_parser(

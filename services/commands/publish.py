@@ -7,6 +7,9 @@ reached.
 
 - ``--via http`` posts batches to ingest's ``POST /v1/events`` and reads each event's outcome
   from the answer. A line that is not JSON is posted on its own, so it cannot spoil its batch.
+  A 503 (ingest starting, or its broker down) is retried, after ``Retry-After``, for up to
+  ``--wait`` seconds; the batch refused is sent again, never one that was accepted. A 401 (the
+  token) stops at once; a 413 splits the batch until ingest takes it.
 - ``--via kafka`` produces each line to the upstream topic of its ``type`` and then follows the
   canonical and DLQ topics until every line's outcome is seen (or ``--wait`` runs out: an exact
   duplicate of an event accepted earlier produces no record at all).
@@ -18,7 +21,7 @@ import asyncio
 import json
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -47,6 +50,8 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)
     unseen: int = 0
     examples: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    """Why publishing stopped before the last line (the rest was not sent)."""
 
     @property
     def done(self) -> int:
@@ -109,29 +114,80 @@ def _batches(lines: Sequence[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]
     return batches
 
 
+def _retry_after(response: httpx.Response, default: float = 1.0) -> float:
+    """``Retry-After`` in seconds (ingest sends whole seconds), else ``default``."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", "")) or response.text[:200]
+    except ValueError:
+        return response.text[:200]
+
+
 def publish_http(
-    lines: Sequence[tuple[int, bytes]], url: str, token: str | None, err: TextIO
+    lines: Sequence[tuple[int, bytes]],
+    url: str,
+    token: str | None,
+    err: TextIO,
+    *,
+    wait_s: float = 30.0,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Tally:
+    """Post ``lines`` in batches; each event's outcome goes into the tally. On a 401, or a 503
+    that lasts past ``wait_s``, the tally says why it ``stopped`` and the rest is not sent."""
     tally = Tally(len(lines))
     progress = Progress(err, len(lines))
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    endpoint = f"{url.rstrip('/')}/v1/events"
     pending = deque(_batches(lines))
-    with httpx.Client(timeout=60) as client:
+    unavailable_since: float | None = None
+    with client or httpx.Client(timeout=60) as http:
         while pending:
             batch = pending.popleft()
             # A line ingest cannot read in an array is posted as it is: ingest rejects it to
             # the DLQ with its reason (not_json, not_utf8, ...), so it is kept there too.
             raw = len(batch) == 1 and not _readable_by_ingest(batch[0][1])
             body = batch[0][1] if raw else b"[" + b",".join(line for _, line in batch) + b"]"
-            response = client.post(f"{url.rstrip('/')}/v1/events", content=body, headers=headers)
-            if response.status_code == 400 and len(batch) > 1:
-                pending.extendleft([line] for line in reversed(batch))  # find the culprit
+            response = http.post(endpoint, content=body, headers=headers)
+            status = response.status_code
+            if status == 503:
+                now = monotonic()
+                unavailable_since = now if unavailable_since is None else unavailable_since
+                if now - unavailable_since >= wait_s:
+                    tally.stopped = (
+                        f"ingest at {url} was not ready for {wait_s:.0f} s (503: "
+                        f"{_error_of(response)}); nothing from line {batch[0][0]} on was sent"
+                    )
+                    break
+                pending.appendleft(batch)  # not published (ingest says so): the same batch again
+                sleep(min(_retry_after(response), max(0.0, wait_s - (now - unavailable_since))))
                 continue
-            if response.status_code == 400:
-                tally.reject(batch[0][0], "not_json", response.json().get("error", ""))
-            elif response.status_code in (202, 422):
+            unavailable_since = None
+            if status == 401:
+                tally.stopped = (
+                    f"ingest at {url} refused the token (401: {_error_of(response)}); set "
+                    f"INGEST_API_TOKEN to the token ingest was started with; nothing from line "
+                    f"{batch[0][0]} on was sent"
+                )
+                break
+            if status in (400, 413) and len(batch) > 1:
+                middle = len(batch) // 2  # find the culprit, or a size ingest takes
+                pending.extendleft([batch[middle:], batch[:middle]])
+                continue
+            if status == 400:
+                tally.reject(batch[0][0], "not_json", _error_of(response))
+            elif status == 413:
+                tally.reject(batch[0][0], "request_too_large", f"not sent: {_error_of(response)}")
+            elif status in (202, 422):
                 answer = response.json()
                 tally.accepted += len(answer["accepted"])
                 tally.duplicates += len(answer["duplicates"])
@@ -139,12 +195,11 @@ def publish_http(
                     number = batch[rejection["index"]][0]
                     tally.reject(number, rejection["reason"], rejection["detail"])
             else:
-                response.raise_for_status()
-                raise httpx.HTTPStatusError(
-                    f"unexpected {response.status_code}",
-                    request=response.request,
-                    response=response,
+                tally.stopped = (
+                    f"ingest at {url} answered {status} ({_error_of(response)}); nothing from "
+                    f"line {batch[0][0]} on was sent"
                 )
+                break
             progress.show(tally.done)
     progress.show(tally.done, final=True)
     return tally
@@ -323,17 +378,25 @@ def run_publish(
         return EXIT_REJECTED
     try:
         if via == "http":
-            tally = publish_http(lines, ingest_url, token, err)
+            tally = publish_http(lines, ingest_url, token, err, wait_s=wait_s)
         else:
             tally = asyncio.run(publish_kafka(lines, kafka, wait_s, err))
     except (httpx.HTTPError, OSError) as exc:
-        err.write(
-            f"\nroadmap-monitor publish: ingest does not answer at {ingest_url}: "
-            f"{type(exc).__name__}\n"
-        )
+        if via == "http":
+            where = f"ingest does not answer at {ingest_url}"
+        else:
+            where = f"the broker does not answer at {kafka.bootstrap_servers}"
+        err.write(f"\nroadmap-monitor publish: {where}: {type(exc).__name__}: {exc}\n")
         return EXIT_UNREACHABLE
     except Exception as exc:  # noqa: BLE001 - a Kafka client error names what failed
-        err.write(f"\nroadmap-monitor publish: {type(exc).__name__}: {exc}\n")
+        err.write(
+            f"\nroadmap-monitor publish: the broker at {kafka.bootstrap_servers}: "
+            f"{type(exc).__name__}: {exc}\n"
+        )
+        return EXIT_UNREACHABLE
+    if tally.stopped:
+        err.write(f"roadmap-monitor publish: stopped: {tally.stopped}\n")
+        out.write(summary(tally, path, via))
         return EXIT_UNREACHABLE
     out.write(summary(tally, path, via))
     return EXIT_REJECTED if tally.rejected else EXIT_OK

@@ -1,16 +1,20 @@
-"""`roadmap-monitor publish`: reading the file, batching for HTTP, the tally, summary and bar.
+"""`roadmap-monitor publish`: reading the file, batching for HTTP, the tally, summary and bar,
+and what it does with each answer ingest can give.
 
-Only the pure parts: no broker, no HTTP. A batch is what ``publish_http`` posts as one JSON
-array to ingest, whose ``split_elements`` must be able to take it apart.
+No broker and no sockets: ingest's answers come from httpx's in-memory transport. A batch is
+what ``publish_http`` posts as one JSON array to ingest, whose ``split_elements`` must be able
+to take it apart.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.commands.publish import (
@@ -19,6 +23,7 @@ from services.commands.publish import (
     Progress,
     Tally,
     _batches,
+    publish_http,
     read_lines,
     summary,
 )
@@ -214,4 +219,117 @@ def test_progress_redraws_at_most_ten_times_a_second(monkeypatch: pytest.MonkeyP
         "\r[" + "#" * 3 + "." * 27 + "] 1/10"
         "\r[" + "#" * 9 + "." * 21 + "] 3/10"
         "\r[" + "#" * 30 + "] 10/10\n"
+    )
+
+
+# -- what ingest answers over HTTP -----------------------------------------------------------
+
+
+class FakeIngest:
+    """Answers ``POST /v1/events`` as ``script`` says, request by request, through httpx's
+    in-memory transport; accepts whatever it is given when the script says 202."""
+
+    def __init__(self, *script: tuple[int, dict[str, str]]) -> None:
+        self.script = list(script)
+        self.bodies: list[bytes] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(request.content)
+        status, headers = self.script.pop(0) if self.script else (202, {})
+        if status in (202,):
+            ids = [e["event_id"] for e in json.loads(request.content)]
+            return httpx.Response(202, json={"accepted": ids, "duplicates": [], "rejected": []})
+        return httpx.Response(status, headers=headers, json={"error": f"scripted {status}"})
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self.handle))
+
+
+def _event_lines(count: int) -> list[tuple[int, bytes]]:
+    return [(n + 1, json.dumps({"event_id": f"e-{n}"}).encode()) for n in range(count)]
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _publish(ingest: FakeIngest, lines: list[tuple[int, bytes]], wait_s: float = 30.0) -> Tally:
+    clock = Sleeps()
+    tally = publish_http(
+        lines,
+        "http://ingest",
+        None,
+        io.StringIO(),
+        wait_s=wait_s,
+        client=ingest.client(),
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    tally.examples.append(f"slept {clock.slept}")
+    return tally
+
+
+def test_503_is_retried_after_retry_after_and_nothing_accepted_is_sent_twice() -> None:
+    """Two batches: the first accepted; the second refused with 503 twice (Retry-After 5 and
+    3), then accepted. Only the refused batch is sent again."""
+    ingest = FakeIngest((202, {}), (503, {"Retry-After": "5"}), (503, {"Retry-After": "3"}))
+    tally = _publish(ingest, _event_lines(600))
+    assert tally.stopped is None
+    assert tally.accepted == 600
+    assert tally.examples[-1] == "slept [5.0, 3.0]"
+    assert len(ingest.bodies) == 4
+    assert ingest.bodies[1] == ingest.bodies[2] == ingest.bodies[3] != ingest.bodies[0]
+
+
+def test_503_for_longer_than_wait_stops_and_says_what_was_not_sent() -> None:
+    ingest = FakeIngest((202, {}), *[(503, {"Retry-After": "5"})] * 20)
+    tally = _publish(ingest, _event_lines(600), wait_s=12)
+    assert tally.accepted == 500
+    assert tally.stopped == (
+        "ingest at http://ingest was not ready for 12 s (503: scripted 503); nothing from "
+        "line 501 on was sent"
+    )
+    assert tally.examples[-1] == "slept [5.0, 5.0, 2.0]"
+
+
+def test_401_stops_at_once_naming_the_token_variable() -> None:
+    ingest = FakeIngest((401, {}))
+    tally = _publish(ingest, _event_lines(10))
+    assert len(ingest.bodies) == 1
+    assert tally.accepted == 0
+    assert tally.stopped is not None
+    assert tally.stopped.startswith("ingest at http://ingest refused the token (401: scripted")
+    assert "INGEST_API_TOKEN" in tally.stopped
+
+
+def test_413_splits_the_batch_until_ingest_takes_it() -> None:
+    """413 for 500 and for 250 events, then every half accepted: all 500 accepted once."""
+    ingest = FakeIngest((413, {}), (413, {}))
+    tally = _publish(ingest, _event_lines(500))
+    assert tally.accepted == 500
+    sizes = [len(json.loads(b)) for b in ingest.bodies]
+    assert sizes == [500, 250, 125, 125, 250]
+
+
+def test_413_for_a_single_line_is_that_line_not_sent() -> None:
+    ingest = FakeIngest((413, {}))
+    tally = _publish(ingest, _event_lines(1))
+    assert tally.rejected == Counter({"request_too_large": 1})
+    assert tally.stopped is None
+
+
+def test_an_unexpected_status_stops_with_it() -> None:
+    ingest = FakeIngest((500, {}))
+    tally = _publish(ingest, _event_lines(3))
+    assert tally.stopped == (
+        "ingest at http://ingest answered 500 (scripted 500); nothing from line 1 on was sent"
     )
