@@ -60,6 +60,7 @@ def create_app(
         client,
         generator_url=settings.external_url.rstrip("/") + "/v1/alerts",
         repeat_interval=alerts_file.lifecycle.repeat_interval,
+        wall_clock=wall_clock,
     )
     gauges = ConsumerGauges(registry)
     delivery_watchdog = ConsumerWatchdog(
@@ -75,6 +76,7 @@ def create_app(
         alerts_file.routes,
         policy,
         metrics,
+        wall_clock=wall_clock,
         note_error=delivery_watchdog.note_error,
     )
     alerts_topic = settings.kafka.topic_name(ALERT_TRANSITIONS)

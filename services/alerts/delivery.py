@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -48,6 +48,7 @@ class Deliverer:
         policy: RetryPolicy,
         metrics: AlertsMetrics,
         *,
+        wall_clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         note_error: Callable[[str], None] = lambda _: None,
@@ -59,6 +60,7 @@ class Deliverer:
         self._metrics = metrics
         self._monotonic = monotonic
         self._jitter = jitter
+        self._wall_clock = wall_clock
         self._note_error = note_error
         """Told why a record is held up (a receiver retried), for the delivery watchdog."""
         self.stopping = asyncio.Event()
@@ -97,7 +99,7 @@ class Deliverer:
                 attempt = Attempt("retry", f"{type(exc).__name__}")
             if attempt.verdict == "accepted":
                 self._metrics.sent.labels(receiver.name).inc()
-                age = (datetime.now(UTC) - record.at).total_seconds()
+                age = (self._wall_clock() - record.at).total_seconds()
                 self._metrics.delivery_latency.labels(receiver.name).observe(max(0.0, age))
                 return
             if attempt.verdict == "rejected":

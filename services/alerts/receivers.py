@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 import httpx
@@ -75,8 +76,10 @@ class HttpReceiver:
         *,
         generator_url: str,
         repeat_interval: timedelta,
+        wall_clock: Callable[[], datetime],
     ) -> None:
         assert active.url is not None
+        self._wall_clock = wall_clock
         self.name = active.spec.name
         self._kind = active.spec.kind
         self._url = active.url
@@ -113,7 +116,7 @@ class HttpReceiver:
         retry_after = None
         if response.status_code == 429 or response.status_code >= 500:
             retry_after = retry_after_seconds(
-                response.headers.get("Retry-After"), datetime.now(UTC)
+                response.headers.get("Retry-After"), self._wall_clock()
             )
         return Attempt(outcome, f"HTTP {response.status_code}", retry_after)
 
@@ -124,14 +127,20 @@ def build_receivers(
     *,
     generator_url: str,
     repeat_interval: timedelta,
+    wall_clock: Callable[[], datetime],
 ) -> dict[str, Receiver]:
-    """One receiver object per active receiver of the alerts file."""
+    """One receiver object per active receiver of the alerts file; ``wall_clock`` reads an
+    HTTP-date ``Retry-After``."""
     built: dict[str, Receiver] = {}
     for name, receiver in active.items():
         if receiver.spec.kind is ReceiverKind.CONSOLE:
             built[name] = ConsoleReceiver(name)
         else:
             built[name] = HttpReceiver(
-                receiver, client, generator_url=generator_url, repeat_interval=repeat_interval
+                receiver,
+                client,
+                generator_url=generator_url,
+                repeat_interval=repeat_interval,
+                wall_clock=wall_clock,
             )
     return built
