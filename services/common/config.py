@@ -45,6 +45,16 @@ class KafkaSettings(BaseSettings):
         description="What every consumer reads: read_committed skips what a transactional "
         "producer aborted (and waits on what it has not committed yet)",
     )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        le=300_000,
+        description="How long a group member may go silent before it is dropped. The embedded "
+        "broker also waits half of it (at least 1 s) before it completes a group join",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="Heartbeats to the group coordinator, this often"
+    )
     topic_partitions: int = Field(default=3, ge=1, le=1024)
     topic_replication_factor: int = Field(default=1, ge=1, le=16)
     create_topics: bool = True
@@ -54,6 +64,15 @@ class KafkaSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-]*$",
         description="Prepended to every topic name, e.g. 'staging.' to share a cluster",
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                "KAFKA_HEARTBEAT_INTERVAL_MS must be below KAFKA_SESSION_TIMEOUT_MS "
+                f"({self.heartbeat_interval_ms} >= {self.session_timeout_ms})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:

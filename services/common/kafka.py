@@ -16,7 +16,14 @@ from prometheus_client import CollectorRegistry
 from services.common import fetch_guard
 from services.common.config import KafkaSettings
 
-Records: TypeAlias = "ConsumerRecord[Any, Any] | tuple[ConsumerRecord[Any, Any], ...]"
+Records: TypeAlias = "ConsumerRecord[Any, Any] | Sequence[ConsumerRecord[Any, Any]]"
+"""What a subscriber's message carries: one record, or a batch's (a tuple from aiokafka, a list
+from FastStream's in-memory ``TestKafkaBroker``)."""
+
+
+def batch_records(raw: Records) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The records of a message, whether it carries one record or a batch."""
+    return tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -30,14 +37,21 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
 
 class ConsumerOptions(TypedDict):
     isolation_level: Literal["read_committed", "read_uncommitted"]
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
 
 
 def consumer_options(settings: KafkaSettings) -> ConsumerOptions:
     """What every consumer of the product is built with, raw or under FastStream: the fetch
-    guard installed, and the isolation level of ``KAFKA_ISOLATION_LEVEL`` (``read_committed``
-    by default, so records a transactional producer aborted are never read)."""
+    guard installed, the isolation level of ``KAFKA_ISOLATION_LEVEL`` (``read_committed`` by
+    default, so records a transactional producer aborted are never read), and the group
+    session's timings (``KAFKA_SESSION_TIMEOUT_MS``, ``KAFKA_HEARTBEAT_INTERVAL_MS``)."""
     fetch_guard.install()
-    return ConsumerOptions(isolation_level=settings.isolation_level)
+    return ConsumerOptions(
+        isolation_level=settings.isolation_level,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+    )
 
 
 def make_broker(
@@ -86,8 +100,9 @@ async def raw_headers(records: Records, original: Callable[[Records], Awaitable[
     handlers read ``raw_message`` themselves, so FastStream is given copies without headers and
     the message carries the records as received.
     """
-    batch = records if isinstance(records, tuple) else (records,)
+    batch = batch_records(records)
     bare = tuple(dataclasses.replace(r, headers=()) if r.headers else r for r in batch)
-    message = await original(bare if isinstance(records, tuple) else bare[0])
-    message.raw_message = records
+    message = await original(bare if isinstance(records, (tuple, list)) else bare[0])
+    # A batch as aiokafka gives it (a tuple), also from the in-memory broker (a list).
+    message.raw_message = batch if isinstance(records, (tuple, list)) else records
     return message

@@ -16,7 +16,7 @@ from contracts.examples import valid_examples
 from contracts.keys import message_key
 from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
-from services.common.kafka import client_options, make_broker
+from services.common.kafka import client_options, consumer_options, make_broker
 from services.common.topics import ensure_topics
 from tests.support.kafka import scratch_topic, unique_name
 
@@ -94,7 +94,11 @@ async def test_group_consumes_every_event_and_commits_its_offsets(
         broker = make_broker(kafka_settings, service="test-consumer")
 
         @broker.subscriber(
-            topic, group_id=group, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK
+            topic,
+            group_id=group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.ACK,
+            **consumer_options(kafka_settings),
         )
         async def collect(message: KafkaMessage) -> None:
             record = message.raw_message

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from services.common.config import KafkaSettings, ServiceSettings
 from services.common.embedded_broker import free_port
 from services.common.http import health_app
-from services.common.kafka import make_broker
+from services.common.kafka import consumer_options, make_broker
 from services.common.runtime import ServiceApp, broker_check, serve
 from tests.support.kafka import scratch_topic, unique_name
 
@@ -25,7 +25,12 @@ def _probe_app(kafka: KafkaSettings, topic: str) -> ServiceApp:
     seen = Counter("probe_messages_total", "Messages the probe consumed", registry=registry)
     broker = make_broker(kafka, service="probe")
 
-    @broker.subscriber(topic, group_id=unique_name("probe"), auto_offset_reset="earliest")
+    @broker.subscriber(
+        topic,
+        group_id=unique_name("probe"),
+        auto_offset_reset="earliest",
+        **consumer_options(kafka),
+    )
     async def count(_: bytes) -> None:
         seen.inc()
 

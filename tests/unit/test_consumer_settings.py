@@ -50,6 +50,31 @@ def test_every_subscriber_of_every_service_has_the_configured_isolation(level: I
             assert subscriber._connection_args["isolation_level"] == level
 
 
+def test_group_timings_keep_kafkas_defaults_unless_set() -> None:
+    """Production keeps Kafka's client defaults; the tests shorten them through the
+    environment (``tests/conftest.py``), which is what a deployment would do too."""
+    defaults = KafkaSettings.model_fields
+    assert defaults["session_timeout_ms"].default == 10_000
+    assert defaults["heartbeat_interval_ms"].default == 3_000
+
+
+def test_every_subscriber_of_every_service_has_the_configured_group_timings() -> None:
+    """A FastStream subscriber has its own defaults (10 s, 3 s): without the settings passed
+    through, a group join on the embedded broker takes half the session timeout."""
+    found = _subscribers(KafkaSettings(session_timeout_ms=2_000, heartbeat_interval_ms=500))
+    for subscribers in found.values():
+        for subscriber in subscribers:
+            assert subscriber._connection_args["session_timeout_ms"] == 2_000
+            assert subscriber._connection_args["heartbeat_interval_ms"] == 500
+
+
+def test_a_heartbeat_not_below_the_session_timeout_is_refused_naming_both() -> None:
+    with pytest.raises(
+        ValueError, match="KAFKA_HEARTBEAT_INTERVAL_MS must be below KAFKA_SESSION_TIMEOUT_MS"
+    ):
+        KafkaSettings(session_timeout_ms=2_000, heartbeat_interval_ms=2_000)
+
+
 @pytest.mark.parametrize("level", ["read_committed", "read_uncommitted"])
 async def test_raw_consumers_have_the_configured_isolation(level: Isolation) -> None:
     """The group-less readers (ingest's recall, the alerts evaluator, ``publish --via kafka``)
