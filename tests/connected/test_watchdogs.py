@@ -94,7 +94,10 @@ async def test_metrics_evaluator_and_delivery_each_report_their_own_stalled_part
             file=write_alerts_file(
                 tmp_path / "alerts.yaml",
                 receivers=[{"name": "console", "kind": "console"}],
-                per_alert={"RoadmapPipelineStalled": {"for": "0s", "keep_firing_for": "0s"}},
+                # Pending for a few seconds, so the alert fires naming all three stalls: a
+                # firing alert's description is what held when it fired (until it repeats),
+                # and the three consumers find their partitions stuck a second or two apart.
+                per_alert={"RoadmapPipelineStalled": {"for": "6s", "keep_firing_for": "0s"}},
             ),
         )
     )

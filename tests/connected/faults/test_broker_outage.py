@@ -43,7 +43,7 @@ from contracts.records import (
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.topics import ensure_topics
-from tests.connected.faults.conftest import FaultReport
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import read_until_quiet
 from tests.support.processes import (
     SERVICES,

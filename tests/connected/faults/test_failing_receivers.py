@@ -55,8 +55,8 @@ from contracts.records import AlertName, AlertState, AlertTransition
 from contracts.topics import ALERT_TRANSITIONS
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
-from tests.connected.faults.conftest import FaultReport
 from tests.support.alerts_stack import ROADMAP_ID, Samples, scrape, series
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import RealBroker, unique_name
 from tests.support.services import spawn_service, wait_ready
 from tests.support.waiting import until

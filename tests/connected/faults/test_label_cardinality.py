@@ -34,8 +34,8 @@ from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.metrics.settings import DEFAULT_COMMODITIES, DEFAULT_SECTORS
-from tests.connected.faults.conftest import FaultReport
 from tests.support.alerts_stack import Samples
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import RealBroker, unique_name
 from tests.support.roadmap_events import hiring, milestone, shipment
 from tests.support.services import spawn_service, wait_ready

@@ -36,7 +36,7 @@ from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
-from tests.connected.faults.conftest import FaultReport
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import RealBroker, unique_name
 from tests.support.reference_fold import (
     differences,

@@ -46,7 +46,7 @@ from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_T
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
-from tests.connected.faults.conftest import FaultReport
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import RealBroker, read_until_quiet, unique_name
 from tests.support.services import spawn_service, wait_ready
 from tests.support.streams import EventFactory

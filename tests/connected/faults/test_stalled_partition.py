@@ -35,8 +35,8 @@ from contracts.events import EventType
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, TOPICS, TRADE_SHIPMENTS
 from services.common.config import KafkaSettings
 from services.common.topics import ensure_topics
-from tests.connected.faults.conftest import FaultReport
 from tests.support.alerts_stack import write_alerts_file
+from tests.support.fault_report import FaultReport
 from tests.support.kafka import read_until_quiet
 from tests.support.librdkafka import Delivered, Outgoing, produce
 from tests.support.processes import metric_samples, metric_total, running_services, scrape
