@@ -23,7 +23,8 @@ from services.alerts.receivers import build_receivers
 from services.alerts.settings import AlertsSettings
 from services.common.http import health_app
 from services.common.kafka import make_broker
-from services.common.publishing import BatchPublisher
+from services.common.publishing import BatchPublisher, RecordPublisher
+from services.common.reading import StateReaders
 from services.common.runtime import ServiceApp, broker_check
 from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
 
@@ -35,9 +36,16 @@ def _utc_now() -> datetime:
 
 
 def create_app(
-    settings: AlertsSettings, *, wall_clock: Callable[[], datetime] = _utc_now
+    settings: AlertsSettings,
+    *,
+    wall_clock: Callable[[], datetime] = _utc_now,
+    publisher: RecordPublisher | None = None,
+    readers: StateReaders | None = None,
 ) -> ServiceApp:
     """Load the roadmap and alerts files (errors name file, line and field) and wire one instance.
+
+    ``publisher`` and ``readers`` replace the Kafka producer of alert records and the
+    evaluator's consumer (the ``service`` test tier runs the evaluator in memory with them).
 
     A webhook receiver whose secret variable is unset stops start-up with ``AlertsFileError``.
     """
@@ -52,7 +60,7 @@ def create_app(
         registry=registry,
         description="Evaluates KPI snapshots against the roadmap and notifies on-call staff.",
     )
-    publisher = BatchPublisher(settings.kafka, service=SERVICE)
+    publisher = publisher or BatchPublisher(settings.kafka, service=SERVICE)
     policy = alerts_file.retry
     client = httpx.AsyncClient(timeout=policy.timeout.total_seconds(), follow_redirects=False)
     receivers = build_receivers(
@@ -99,6 +107,7 @@ def create_app(
         gauges=gauges,
         stalls=lambda: [*groups.stalls(), *delivery_watchdog.stalls()],
         wall_clock=wall_clock,
+        readers=readers,
     )
     broker.publisher(
         alerts_topic,

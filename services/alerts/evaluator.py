@@ -36,12 +36,13 @@ from services.alerts.pipeline_window import PipelineWindow
 from services.alerts.settings import AlertsSettings
 from services.common.http import CheckResult
 from services.common.progress import Stall
-from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
+from services.common.publishing import OutboundRecord, PublishError, RecordPublisher
 from services.common.reading import (
     ReadTo,
+    StateReaders,
     read_last,
     read_to_end,
-    state_reader,
+    state_readers,
     topic_partitions,
 )
 from services.common.watchdog import ConsumerGauges, ConsumerWatchdog
@@ -63,12 +64,13 @@ class Evaluator:
         settings: AlertsSettings,
         roadmap: RoadmapFile,
         alerts_file: AlertsFile,
-        publisher: BatchPublisher,
+        publisher: RecordPublisher,
         metrics: AlertsMetrics,
         *,
         gauges: ConsumerGauges,
         stalls: Callable[[], Sequence[Stall]] = list,
         wall_clock: Callable[[], datetime] = _utc_now,
+        readers: StateReaders | None = None,
     ) -> None:
         self._settings = settings
         self._roadmap = roadmap
@@ -77,6 +79,7 @@ class Evaluator:
         self._metrics = metrics
         self._wall_clock = wall_clock
         kafka = settings.kafka
+        self._readers = readers or state_readers(kafka)
         self._alerts_topic = kafka.topic_name(ALERT_TRANSITIONS)
         self._kpi_topic = kafka.topic_name(KPI_SNAPSHOTS)
         self._counted = {
@@ -111,9 +114,7 @@ class Evaluator:
         """Start the consumer and rebuild the alert book; retried by the runtime until it works."""
         if self._consumer is not None:
             return
-        consumer = state_reader(
-            self._settings.kafka, client_id=f"{self._settings.kafka.client_id}-alerts-evaluator"
-        )
+        consumer = self._readers(f"{self._settings.kafka.client_id}-alerts-evaluator")
         await consumer.start()
         try:
             topics = [self._alerts_topic, self._kpi_topic, *self._counted]

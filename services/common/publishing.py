@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 
@@ -35,6 +35,22 @@ class OutboundRecord(NamedTuple):
 
 class PublishError(RuntimeError):
     """At least one record was not acknowledged; some of the others may have been."""
+
+
+class RecordPublisher(Protocol):
+    """What the services publish through: ``BatchPublisher`` on Kafka; an in-memory one in the
+    ``service`` test tier."""
+
+    @property
+    def started(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, records: Sequence[OutboundRecord]) -> None:
+        """Return once every record is stored; raise ``PublishError`` otherwise."""
+        ...
 
 
 class BatchPublisher:

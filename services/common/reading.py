@@ -39,6 +39,16 @@ def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
     )
 
 
+StateReaders = Callable[[str], AIOKafkaConsumer]
+"""Builds a ``state_reader`` for a client id: the services take one so that the ``service``
+test tier can hand them an in-memory consumer."""
+
+
+def state_readers(kafka: KafkaSettings) -> StateReaders:
+    """``state_reader`` on ``kafka``, for each client id asked."""
+    return lambda client_id: state_reader(kafka, client_id=client_id)
+
+
 def offset_reader(kafka: KafkaSettings, *, group: str, client_id: str) -> AIOKafkaConsumer:
     """A consumer with ``group``'s id that only reads the group's committed offsets: it never
     subscribes, so it never joins the group and cannot disturb its members."""

@@ -12,7 +12,8 @@ from contracts.records import DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult, health_app
 from services.common.kafka import make_broker
-from services.common.publishing import BatchPublisher
+from services.common.publishing import BatchPublisher, RecordPublisher
+from services.common.reading import StateReaders
 from services.common.runtime import ServiceApp, broker_check
 from services.common.watchdog import ConsumerGauges
 from services.ingest.consumer import UpstreamConsumer
@@ -50,8 +51,17 @@ def _declare_outputs(broker: KafkaBroker, settings: IngestSettings) -> None:
     )
 
 
-def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc_now) -> ServiceApp:
-    """Wire broker, publisher, pipeline, Kafka subscriber and HTTP routes for one instance."""
+def create_app(
+    settings: IngestSettings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    publisher: RecordPublisher | None = None,
+    readers: StateReaders | None = None,
+) -> ServiceApp:
+    """Wire broker, publisher, pipeline, Kafka subscriber and HTTP routes for one instance.
+
+    ``publisher`` and ``readers`` replace the Kafka producer and the recall's consumer (the
+    ``service`` test tier runs ingest in memory with them)."""
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     broker = make_broker(
@@ -60,9 +70,11 @@ def create_app(settings: IngestSettings, *, clock: Callable[[], datetime] = _utc
         registry=registry,
         description="Validates upstream events and publishes canonical events or dead letters.",
     )
-    publisher = BatchPublisher(settings.kafka, service=SERVICE)
+    publisher = publisher or BatchPublisher(settings.kafka, service=SERVICE)
     window = DedupWindow(settings.dedup_window)
-    recall = DedupRecall(settings.kafka, window, metrics, enabled=settings.dedup_recall)
+    recall = DedupRecall(
+        settings.kafka, window, metrics, enabled=settings.dedup_recall, readers=readers
+    )
     pipeline = IngestPipeline(
         publisher,
         window,

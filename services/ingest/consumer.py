@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -22,7 +21,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult
-from services.common.kafka import consumer_options, no_decoding, raw_headers
+from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.publishing import PublishError
 from services.common.watchdog import ConsumerGauges, subscriber_watchdog
 from services.ingest.metrics import IngestMetrics
@@ -100,10 +99,7 @@ class UpstreamConsumer:
 
     async def on_upstream_batch(self, message: KafkaMessage) -> None:
         """Triage and publish a fetched batch, then commit its offsets."""
-        records = message.raw_message
-        batch: tuple[ConsumerRecord[Any, Any], ...] = (
-            records if isinstance(records, tuple) else (records,)
-        )
+        batch = batch_records(message.raw_message)
         sources = [
             SourceRecord(
                 topic=r.topic,

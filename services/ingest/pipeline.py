@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.publishing import OutboundRecord, RecordPublisher
 from services.ingest.dedup import DedupWindow
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outcomes import canonical_record, dlq_record
@@ -22,7 +22,7 @@ from services.ingest.triage import Canonical, DeadLetter, Outcome, SourceRecord,
 class IngestPipeline:
     def __init__(
         self,
-        publisher: BatchPublisher,
+        publisher: RecordPublisher,
         dedup: DedupWindow,
         metrics: IngestMetrics,
         clock: Callable[[], datetime],

@@ -20,7 +20,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from contracts.topics import CANONICAL_EVENTS
 from services.common.config import KafkaSettings
 from services.common.http import CheckResult
-from services.common.reading import read_last, state_reader, topic_partitions
+from services.common.reading import StateReaders, read_last, state_readers, topic_partitions
 from services.ingest.dedup import DedupWindow, Remembered, remembered
 from services.ingest.metrics import IngestMetrics
 
@@ -41,9 +41,16 @@ class DedupRecall:
     """Refills ``window`` once per process, as a start-up hook, and says how far it got."""
 
     def __init__(
-        self, kafka: KafkaSettings, window: DedupWindow, metrics: IngestMetrics, *, enabled: bool
+        self,
+        kafka: KafkaSettings,
+        window: DedupWindow,
+        metrics: IngestMetrics,
+        *,
+        enabled: bool,
+        readers: StateReaders | None = None,
     ) -> None:
         self._kafka = kafka
+        self._readers = readers or state_readers(kafka)
         self._window = window
         self._metrics = metrics
         self.enabled = enabled and window.capacity > 0
@@ -52,7 +59,7 @@ class DedupRecall:
     async def connect(self) -> None:
         """Recall unless it is off or already done (the runtime retries start-up as a whole)."""
         if self.enabled and self.done is None:
-            self.done = await recall_accepted_ids(self._kafka, self._window)
+            self.done = await recall_accepted_ids(self._kafka, self._window, self._readers)
             self._metrics.dedup_ids.set(len(self._window))
 
     async def readiness(self) -> CheckResult:
@@ -63,14 +70,16 @@ class DedupRecall:
         return CheckResult(True, f"{self.done.ids} ids recalled")
 
 
-async def recall_accepted_ids(kafka: KafkaSettings, window: DedupWindow) -> Recalled:
+async def recall_accepted_ids(
+    kafka: KafkaSettings, window: DedupWindow, readers: StateReaders
+) -> Recalled:
     """Read the tail of the canonical topic into ``window``; raises while Kafka is unreachable.
 
     ``window`` is replaced, not added to, and only once the whole tail was read.
     """
     started = time.perf_counter()
     topic = kafka.topic_name(CANONICAL_EVENTS)
-    consumer = state_reader(kafka, client_id=f"{kafka.client_id}-recall")
+    consumer = readers(f"{kafka.client_id}-recall")
     await consumer.start()
     read = 0
     entries: list[Remembered] = []

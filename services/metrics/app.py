@@ -11,7 +11,7 @@ from contracts.roadmap.loader import load_roadmap
 from contracts.topics import CANONICAL_EVENTS, KPI_SNAPSHOTS
 from services.common.http import health_app
 from services.common.kafka import make_broker
-from services.common.publishing import BatchPublisher
+from services.common.publishing import BatchPublisher, RecordPublisher
 from services.common.runtime import ServiceApp, broker_check
 from services.common.watchdog import ConsumerGauges
 from services.metrics.consumer import CanonicalConsumer
@@ -31,9 +31,14 @@ def _utc_now() -> datetime:
 
 
 def create_app(
-    settings: MetricsSettings, *, wall_clock: Callable[[], datetime] = _utc_now
+    settings: MetricsSettings,
+    *,
+    wall_clock: Callable[[], datetime] = _utc_now,
+    publisher: RecordPublisher | None = None,
 ) -> ServiceApp:
-    """Load the roadmap file (``RoadmapFileError`` names the line), then wire one instance."""
+    """Load the roadmap file (``RoadmapFileError`` names the line), then wire one instance.
+
+    ``publisher`` replaces the Kafka producer of KPI snapshots (the ``service`` test tier)."""
     plan = compile_roadmap(load_roadmap(settings.roadmap_file))
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
@@ -43,7 +48,7 @@ def create_app(
         registry=registry,
         description="Folds canonical events into roadmap indicators and KPI snapshots.",
     )
-    publisher = BatchPublisher(settings.kafka, service=SERVICE)
+    publisher = publisher or BatchPublisher(settings.kafka, service=SERVICE)
     kpi_topic = settings.kafka.topic_name(KPI_SNAPSHOTS)
 
     def evaluation_time(states: Mapping[int, PartitionState]) -> datetime:

@@ -15,9 +15,8 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 
 from contracts.events import event_adapter
 from services.common.http import CheckResult
-from services.common.kafka import consumer_options, no_decoding, raw_headers
+from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.periodic import Periodic
 from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
 from services.metrics.fold import BreakdownLabels, PartitionState, apply
@@ -145,8 +144,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     # -- folding ------------------------------------------------------------------------
     async def on_canonical_batch(self, message: KafkaMessage) -> None:
         """Decode and fold every record of the batch into its partition's state."""
-        raw = message.raw_message
-        records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        records = batch_records(message.raw_message)
         started = time.perf_counter()
         tally: Tally[tuple[str, str]] = Tally()
         now_ms = time.time() * 1000

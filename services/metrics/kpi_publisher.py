@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.periodic import Periodic
-from services.common.publishing import BatchPublisher, OutboundRecord, PublishError
+from services.common.publishing import OutboundRecord, PublishError, RecordPublisher
 from services.metrics.exporter import readings
 from services.metrics.fold import PartitionState
 from services.metrics.metrics import PipelineMetrics
@@ -46,7 +46,7 @@ class KpiPublisher:
         self,
         plan: RoadmapPlan,
         source: FoldedState,
-        publisher: BatchPublisher,
+        publisher: RecordPublisher,
         metrics: PipelineMetrics,
         *,
         topic: str,
