@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NoReturn
 
+import msgspec
 from pydantic import ValidationError
 
 from contracts.events import EVENT_MODELS, SCHEMA_VERSION, EventType
@@ -78,6 +79,7 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 _EXACT_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_FAST_JSON = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def parse_json(text: str) -> Any:
@@ -85,8 +87,16 @@ def parse_json(text: str) -> Any:
 
     Raises ``ValueError`` (or ``RecursionError`` for absurd nesting) on anything that is not
     strict JSON; ``NaN`` and ``Infinity`` are refused.
+
+    msgspec parses first, about three times as fast as the standard library; whatever it refuses
+    (bad JSON, but also a lone surrogate escape or an integer over its range, which the standard
+    library reads) is parsed by the standard library, so the value or the error is always the
+    standard library's. A property test holds the two to the same values.
     """
-    return _EXACT_JSON.decode(text)
+    try:
+        return _FAST_JSON.decode(text)
+    except (msgspec.MsgspecError, RecursionError):
+        return _EXACT_JSON.decode(text)
 
 
 def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:

@@ -21,14 +21,13 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from contracts.events import event_adapter
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.periodic import Periodic
 from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
-from services.metrics.fold import BreakdownLabels, PartitionState, apply
+from services.metrics.canonical import NotAnEvent, held_of
+from services.metrics.fold import BreakdownLabels, PartitionState, apply_record
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
 from services.metrics.settings import MetricsSettings
@@ -155,18 +154,18 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue  # revoked while this batch was in flight
             self._positions[record.partition] = record.offset + 1
             try:
-                event = event_adapter.validate_json(record.value or b"")
-            except ValidationError:
+                event_type, key, entity = held_of(record.value or b"")
+            except NotAnEvent:
                 self._metrics.invalid.inc()
                 log.warning(
                     "not a canonical event; skipped",
                     extra={"partition": record.partition, "offset": record.offset},
                 )
                 continue
-            tally[event.type.value, apply(state, event).value] += 1
+            tally[event_type.value, apply_record(state, event_type, key, entity).value] += 1
             observe(max(0.0, (now_ms - record.timestamp) / 1000))
-        for (event_type, outcome), count in tally.items():
-            self._metrics.events.labels(event_type, outcome).inc(count)
+        for (kind, outcome), count in tally.items():
+            self._metrics.events.labels(kind, outcome).inc(count)
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
         self._update_gauges()
         await self._after_batch()

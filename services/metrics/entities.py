@@ -81,7 +81,7 @@ EntityRecord = Shipment | Project | Hiring
 _intern = sys.intern
 
 
-def _shipment(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+def shipment_record(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     data = event.data
     value = data.value_usd
     record = Shipment(
@@ -98,7 +98,7 @@ def _shipment(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     return EventType.TRADE_SHIPMENT, data.shipment_id, record
 
 
-def _project(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+def project_record(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     data = event.data
     record = Project(
         version,
@@ -114,7 +114,7 @@ def _project(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     return EventType.PROJECT_MILESTONE, data.project_id, record
 
 
-def _hiring(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
+def hiring_record(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     data = event.data
     record = Hiring(
         version,
@@ -126,10 +126,12 @@ def _hiring(event: Any, version: int) -> tuple[EventType, str, EntityRecord]:
     return EventType.HIRING_REPORT, f"{data.project_id}/{data.period}", record
 
 
+# Each builder reads ``event.event_id``, ``event.data.<field>`` by attribute: a validated
+# contract model, or the lighter structs ``canonical.py`` decodes ingest's canonical JSON into.
 _RECORD_OF = {
-    EventType.TRADE_SHIPMENT: _shipment,
-    EventType.PROJECT_MILESTONE: _project,
-    EventType.HIRING_REPORT: _hiring,
+    EventType.TRADE_SHIPMENT: shipment_record,
+    EventType.PROJECT_MILESTONE: project_record,
+    EventType.HIRING_REPORT: hiring_record,
 }
 
 
