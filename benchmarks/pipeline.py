@@ -12,12 +12,17 @@ One run, in this order, on one embedded broker:
    whose folded-event count includes it.
 3. **Metrics alone.** A fresh metrics process replays the whole canonical topic: its capacity
    when ingest does not pace it.
-4. **Ceiling.** A bare aiokafka loop consumes the same upstream messages and re-publishes them
-   unchanged (no decoding, no work): each stage's rate is given as a ratio to it.
+4. **Ceilings.** A bare aiokafka loop consumes the same upstream messages and re-publishes them
+   unchanged (no decoding, no work), once with a ``send()`` per record and once batched as
+   ingest publishes (``BatchPublisher``); each stage's rate is given as a ratio to the batched
+   one, what the client and broker can carry.
+5. **Ingest alone.** The stream again, on topics of its own, into one ingest process and then
+   into two in one group; and valid events over ``POST /v1/events`` in bodies of 1,000.
 
-Peak resident memory (``VmHWM``) is read for each service at the end. Writes
-``docs/benchmarks.md``, ``docs/benchmarks.json`` and ``docs/benchmarks.png``. Figures are
-recorded, never asserted.
+py-spy samples ingest during the burst and metrics during its replay into flame graphs
+(``docs/profile-ingest.svg``, ``docs/profile-metrics.svg``). Peak resident memory (``VmHWM``)
+is read for each service at the end. Writes ``docs/benchmarks.md``, ``docs/benchmarks.json``
+and ``docs/benchmarks.png``. Figures are recorded, never asserted.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from typing import Any
 import httpx
 
 from benchmarks.events import pipeline_stream, valid_events
+from benchmarks.ingest_scaling import http_ingest, kafka_ingest
 from benchmarks.machine import describe
 from benchmarks.pass_through import pass_through
 from benchmarks.pipeline_report import percentiles, plot, render_markdown
 from benchmarks.process_stats import cpu_seconds, peak_rss_mib
+from benchmarks.profiling import flame_graph
 from benchmarks.report import say
 from benchmarks.service_process import counter_total, spawn, stop, until_ready
 from benchmarks.steady_rate import delays_at_rate
@@ -274,8 +281,11 @@ async def latency(
     return {"rate_per_s": rate, "events": total, **percentiles(delays), "delays_s": delays}
 
 
-async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> dict[str, Any]:
-    """A second metrics process, in its own group, replays the canonical topic from the start."""
+async def metrics_alone(
+    kafka: KafkaSettings, canonical: int, log_dir: Path, *, profile: Path
+) -> dict[str, Any]:
+    """A second metrics process, in its own group, replays the canonical topic from the start
+    (sampled by py-spy into ``profile``)."""
     port = free_port()
     process = await spawn(
         "metrics",
@@ -285,7 +295,10 @@ async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> 
     )
     say(f"metrics alone: replaying {canonical:,} canonical events")
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+            flame_graph(process.pid, profile, what="metrics replaying"),
+        ):
             first = last = 0.0
             first_count = folded = 0
             deadline = time.monotonic() + GIVE_UP_AFTER_S
@@ -334,7 +347,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
         running = await _start_services(kafka, log_dir)
         try:
-            burst_figures = await burst(kafka, running, args.events, args.seed)
+            async with flame_graph(
+                running.processes["ingest"].pid, args.out / "profile-ingest.svg", what="ingest"
+            ):
+                burst_figures = await burst(kafka, running, args.events, args.seed)
             latency_figures = await latency(
                 kafka, running, rate=args.latency_rate, seconds=args.latency_seconds
             )
@@ -346,15 +362,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for process in running.processes.values():
                 await stop(process)
         alone = await metrics_alone(
-            kafka, burst_figures["canonical_events"] + latency_figures["events"], log_dir
+            kafka,
+            burst_figures["canonical_events"] + latency_figures["events"],
+            log_dir,
+            profile=args.out / "profile-metrics.svg",
         )
-        say(f"ceiling: bare aiokafka pass-through of {args.events:,} upstream messages")
-        ceiling = await pass_through(
-            kafka, args.events, batched=False, broker_pid=broker.pid or 0, group="bench-pipeline"
-        )
-        say(f"  {ceiling.events_per_s:,.0f} events/s")
+        ceilings = {}
+        for batched in (False, True):
+            kind = "batched" if batched else "a send() per record"
+            say(f"ceiling: bare aiokafka pass-through of {args.events:,} messages, {kind}")
+            result = await pass_through(
+                kafka,
+                args.events,
+                batched=batched,
+                broker_pid=broker.pid or 0,
+                group="bench-pipeline",
+            )
+            ceilings["batched" if batched else "per_record"] = round(result.events_per_s)
+            say(f"  {result.events_per_s:,.0f} events/s")
+        stream = pipeline_stream(args.events, seed=args.seed).messages
+        ingest_alone = [
+            await kafka_ingest(kafka, stream, processes=n, log_dir=log_dir) for n in (1, 2)
+        ]
+        http = await http_ingest(kafka, args.http_events, log_dir=log_dir)
+    batched_ceiling = ceilings["batched"]
     stage_rates = {
         "ingest": burst_figures["ingest_events_per_s"],
+        "ingest alone, 1 process": ingest_alone[0]["events_per_s"],
+        "ingest alone, 2 processes": ingest_alone[1]["events_per_s"],
+        "ingest over HTTP": http["events_per_s"],
         "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
         "metrics (alone, replaying)": alone["events_per_s"],
         "whole pipeline": burst_figures["pipeline_events_per_s"],
@@ -367,13 +403,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "burst": burst_figures,
         "latency": latency_figures,
         "metrics_alone": alone,
-        "ceiling": {
-            "name": "bare aiokafka pass-through (send() per record, commit per fetch)",
-            "events_per_s": round(ceiling.events_per_s),
+        "ceilings": {
+            "per_record": {
+                "name": "bare aiokafka pass-through, a send() per record, commit per fetch",
+                "events_per_s": ceilings["per_record"],
+            },
+            "batched": {
+                "name": "bare aiokafka pass-through, batched as ingest publishes, commit per fetch",
+                "events_per_s": batched_ceiling,
+            },
         },
-        "ratio_to_ceiling": {
-            stage: round(rate / ceiling.events_per_s, 2) for stage, rate in stage_rates.items()
+        "ingest_alone": ingest_alone,
+        "http": http,
+        "ratio_to_batched": {
+            stage: round(rate / batched_ceiling, 2) for stage, rate in stage_rates.items()
         },
+        "scaling_two_processes": round(
+            ingest_alone[1]["events_per_s"] / ingest_alone[0]["events_per_s"], 2
+        ),
+        "http_to_kafka_ingest": round(http["events_per_s"] / ingest_alone[0]["events_per_s"], 2),
         "peak_rss_mib": memory,
     }
 
@@ -395,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2029)
     parser.add_argument("--latency-rate", type=int, default=1000, help="events/s")
     parser.add_argument("--latency-seconds", type=int, default=30)
+    parser.add_argument(
+        "--http-events", type=int, default=100_000, help="events POSTed to ingest's HTTP API"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args(argv)
     if args.events < 1000:

@@ -1,0 +1,169 @@
+"""Ingest on its own: one process, two processes in one group, and ``POST /v1/events``.
+
+Each measurement gets topics of its own (a prefix per run) on the same embedded broker, with
+the ingest processes started and ready before anything is published, so the rate is ingest's
+alone: the sum of ``roadmap_ingest_events_received_total`` over the processes, from its first
+move to its last, sampled every 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from asyncio.subprocess import Process
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.events import valid_events
+from benchmarks.report import say
+from benchmarks.service_process import counter_total, spawn, stop, until_ready
+from contracts.events import EventType
+from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
+from services.common.config import KafkaSettings
+from services.common.embedded_broker import free_port
+from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.topics import ensure_topics
+
+SAMPLE_EVERY_S = 0.1
+GIVE_UP_AFTER_S = 900
+HTTP_BATCH = 1000
+HTTP_CLIENTS = 2
+
+
+async def _ingests(
+    kafka: KafkaSettings, count: int, log_dir: Path, name: str
+) -> tuple[list[Process], list[httpx.AsyncClient]]:
+    processes, clients = [], []
+    for n in range(count):
+        port = free_port()
+        log = log_dir / f"{name}-{n}.log"
+        process = await spawn(
+            "ingest",
+            kafka,
+            {"HTTP_PORT": str(port), "GROUP_ID": f"{name}-group", "LOG_FORMAT": "text"},
+            log,
+        )
+        processes.append(process)
+        clients.append(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60))
+    for process, client, n in zip(processes, clients, range(count), strict=True):
+        await until_ready(process, client, log=log_dir / f"{name}-{n}.log")
+    return processes, clients
+
+
+async def _received(clients: Sequence[httpx.AsyncClient]) -> int:
+    texts = [(await c.get("/metrics")).text for c in clients]
+    return sum(counter_total(t, "roadmap_ingest_events_received") for t in texts)
+
+
+async def kafka_ingest(
+    base: KafkaSettings,
+    messages: Sequence[tuple[EventType, bytes]],
+    *,
+    processes: int,
+    log_dir: Path,
+) -> dict[str, Any]:
+    """``processes`` ingest processes in one group take ``messages`` from the upstream topics."""
+    kafka = base.model_copy(update={"topic_prefix": f"bench.ingest{processes}."})
+    await ensure_topics(kafka, TOPICS)
+    name = f"ingest-x{processes}"
+    running, clients = await _ingests(kafka, processes, log_dir, name)
+    # Both members must hold partitions before the clock starts: a join still under way
+    # would count as ingest's time.
+    await asyncio.sleep(2.0)
+    records = [
+        OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[t]), None, value)
+        for t, value in messages
+    ]
+    publisher = BatchPublisher(kafka, service="bench-upstream")
+    await publisher.start()
+    say(f"ingest, {processes} process(es) in one group: {len(records):,} messages")
+    try:
+        feeding = asyncio.create_task(_publish(publisher, records))
+        rate, seconds = await _rate_of(lambda: _received(clients), len(records))
+        await feeding
+    finally:
+        await publisher.stop()
+        for client in clients:
+            await client.aclose()
+        for process in running:
+            await stop(process)
+    say(f"  {rate:,.0f} events/s")
+    return {
+        "processes": processes,
+        "events": len(records),
+        "events_per_s": round(rate),
+        "seconds": round(seconds, 2),
+    }
+
+
+async def _publish(publisher: BatchPublisher, records: Sequence[OutboundRecord]) -> None:
+    for i in range(0, len(records), 2000):
+        await publisher.publish(records[i : i + 2000])
+
+
+async def _rate_of(read: Any, total: int) -> tuple[float, float]:
+    """Events/s of a counter from its first move to reaching ``total``, and those seconds."""
+    first_at = first = 0.0
+    deadline = time.monotonic() + GIVE_UP_AFTER_S
+    while True:
+        now, seen = time.perf_counter(), await read()
+        if seen and not first_at:
+            first_at, first = now, seen
+        if seen >= total:
+            seconds = max(now - first_at, SAMPLE_EVERY_S)
+            return (seen - first) / seconds, seconds
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ingest took {seen} of {total} in {GIVE_UP_AFTER_S} s")
+        await asyncio.sleep(SAMPLE_EVERY_S)
+
+
+async def http_ingest(base: KafkaSettings, count: int, *, log_dir: Path) -> dict[str, Any]:
+    """``count`` valid events as ``POST /v1/events`` bodies of ``HTTP_BATCH`` from
+    ``HTTP_CLIENTS`` clients at once, each waiting for its answer (202) before the next."""
+    kafka = base.model_copy(update={"topic_prefix": "bench.http."})
+    await ensure_topics(kafka, TOPICS)
+    bodies = _bodies(count)
+    (process,), (client,) = await _ingests(kafka, 1, log_dir, "ingest-http")
+    say(f"ingest over HTTP: {count:,} events in bodies of {HTTP_BATCH:,}")
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def post() -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            answer = await client.post(
+                "/v1/events", content=body, headers={"content-type": "application/json"}
+            )
+            if answer.status_code != 202:
+                raise RuntimeError(
+                    f"POST /v1/events answered {answer.status_code}: {answer.text[:300]}"
+                )
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(post() for _ in range(HTTP_CLIENTS)))
+        seconds = time.perf_counter() - started
+    finally:
+        await client.aclose()
+        await stop(process)
+    rate = count / seconds
+    say(f"  {rate:,.0f} events/s")
+    return {
+        "events": count,
+        "batch": HTTP_BATCH,
+        "clients": HTTP_CLIENTS,
+        "events_per_s": round(rate),
+        "seconds": round(seconds, 2),
+    }
+
+
+def _bodies(count: int) -> list[bytes]:
+    values = [value for _, value in valid_events(count, seed=777)]
+    return [
+        b"[" + b",".join(values[i : i + HTTP_BATCH]) + b"]"
+        for i in range(0, len(values), HTTP_BATCH)
+    ]
