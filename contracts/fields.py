@@ -65,6 +65,11 @@ def _parse_month(value: Any) -> str:
     return value.strip()
 
 
+def is_country_code(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-2 code, as written (upper case)."""
+    return code in _ALPHA2
+
+
 def _country_code(value: str) -> str:
     code = value.upper()
     if code not in _ALPHA2:
@@ -84,9 +89,10 @@ def _amount_from_json(value: Any) -> Any:
     return value
 
 
-def _decimal_to_json(value: Decimal) -> str:
-    # A decimal string, so that no consumer has to go through a float; normalised (1000.00 and
-    # 1000 both give "1000") so that equal amounts give byte-identical canonical events.
+def decimal_text(value: Decimal) -> str:
+    """An amount as the canonical JSON writes it: a decimal string, so that no consumer has to
+    go through a float; normalised (1000.00 and 1000 both give "1000") so that equal amounts
+    give byte-identical canonical events."""
     if not value:
         return "0"
     return format(value.normalize(), "f")
@@ -123,7 +129,7 @@ Flag = StrictBool
 
 _DECIMAL_STRING = f"^{_DECIMAL_TEXT.pattern}$"
 _DECIMAL_LIMITS: dict[str, Any] = {"allow_inf_nan": False, "max_digits": 24, "decimal_places": 6}
-_AS_DECIMAL_STRING = PlainSerializer(_decimal_to_json, return_type=str, when_used="json")
+_AS_DECIMAL_STRING = PlainSerializer(decimal_text, return_type=str, when_used="json")
 # The constraints come before the validator so that pydantic-core checks digits natively; after
 # it they would run as Python functions, which made amount validation three times slower.
 Amount = Annotated[

@@ -115,8 +115,10 @@ class BatchPublisher:
     ) -> list[tuple[str, int, Any]]:
         sealed: list[tuple[str, int, Any]] = []
         open_batches: dict[tuple[str, int], Any] = {}
+        for topic in {record.topic for record in records} - self._partitions.keys():
+            self._partitions[topic] = sorted(await producer.partitions_for(topic))
         for record in records:
-            partition = await self._partition_for(producer, record)
+            partition = self._partition_for(record)
             slot = (record.topic, partition)
             batch = open_batches.get(slot)
             if batch is None:
@@ -134,11 +136,8 @@ class BatchPublisher:
         )
         return sealed
 
-    async def _partition_for(self, producer: AIOKafkaProducer, record: OutboundRecord) -> int:
-        partitions = self._partitions.get(record.topic)
-        if partitions is None:
-            known = await producer.partitions_for(record.topic)
-            partitions = self._partitions[record.topic] = sorted(known)
+    def _partition_for(self, record: OutboundRecord) -> int:
+        partitions = self._partitions[record.topic]
         by = record.partition_key if record.partition_key is not None else record.key
         if by is None:
             return partitions[next(self._round_robin) % len(partitions)]

@@ -76,6 +76,9 @@ class UpstreamConsumer:
             auto_offset_reset="earliest",
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
+            # The broker holds a fetch that finds nothing new for up to this long (Kafka's
+            # default is 500 ms): at a trickle, that wait was most of an event's latency.
+            fetch_max_wait_ms=settings.batch_timeout_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             ack_policy=AckPolicy.MANUAL,
             listener=self._tracker,

@@ -86,7 +86,7 @@ def _summary(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
     accepted, duplicates, rejected = [], [], []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Canonical):
-            accepted.append(outcome.event.event_id)
+            accepted.append(outcome.event_id)
         elif isinstance(outcome, DeadLetter):
             rejection = outcome.rejection
             rejected.append(
@@ -101,7 +101,7 @@ def _summary(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
                 }
             )
         else:
-            duplicates.append(outcome.event.event_id)
+            duplicates.append(outcome.event_id)
     body = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
     return (422 if rejected else 202), body
 

@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from contracts.codec import Accepted, Headers, Rejected, RejectReason, decode_record, encode_event
-from contracts.events import EventType
+from contracts.codec import (
+    MAX_EVENT_BYTES,
+    Headers,
+    Rejected,
+    RejectReason,
+    check_headers,
+    decode_record,
+    encode_event,
+)
+from contracts.events import EventType, event_adapter
 from contracts.keys import AnyEvent, canonical_key, partition_key
+from contracts.normal_form import NormalEvent, read_normal_form
 from services.ingest.dedup import PendingIds, Seen
 
 UNKNOWN_TYPE_LABEL = "unknown"
@@ -29,14 +38,27 @@ class SourceRecord(NamedTuple):
 
 
 class Canonical(NamedTuple):
-    event: AnyEvent
+    event_id: str
+    type: EventType
     key: bytes
     value: bytes
+    """The canonical JSON (``encode_event``)."""
     partition_key: bytes
+
+    @property
+    def event(self) -> AnyEvent:
+        """The event as a contract model, read back from ``value`` (not on the hot path)."""
+        return event_adapter.validate_json(self.value)
 
 
 class Duplicate(NamedTuple):
-    event: AnyEvent
+    event_id: str
+    type: EventType
+    value: bytes
+
+    @property
+    def event(self) -> AnyEvent:
+        return event_adapter.validate_json(self.value)
 
 
 class DeadLetter(NamedTuple):
@@ -48,21 +70,43 @@ Outcome = Canonical | Duplicate | DeadLetter
 
 
 def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
-    """Decode ``source`` and classify it against the ids accepted so far."""
-    result = decode_record(source.value, source.headers, expected_type=source.expected_type)
+    """Decode ``source`` and classify it against the ids accepted so far.
+
+    An event already in the contract's normal form is read without the contract models
+    (``contracts.normal_form``, byte for byte the same outcome); anything else goes through the
+    contract's decoder, which accepts or rejects it with the reason."""
+    value = source.value
+    if (
+        value is not None
+        and len(value) <= MAX_EVENT_BYTES
+        and (not source.headers or check_headers(source.headers) is None)
+    ):
+        normal = read_normal_form(value, source.expected_type)
+        if normal is not None:
+            return _classify(normal, source, pending)
+    result = decode_record(value, source.headers, expected_type=source.expected_type)
     if isinstance(result, Rejected):
         return DeadLetter(source, result)
-    return _classify(result, source, pending)
-
-
-def _classify(result: Accepted, source: SourceRecord, pending: PendingIds) -> Outcome:
     event = result.event
-    value = encode_event(event)
-    seen = pending.admit(event.event_id, value)
+    return _classify(
+        NormalEvent(
+            event.event_id,
+            event.type,
+            encode_event(event),
+            canonical_key(event),
+            partition_key(event),
+        ),
+        source,
+        pending,
+    )
+
+
+def _classify(event: NormalEvent, source: SourceRecord, pending: PendingIds) -> Outcome:
+    seen = pending.admit(event.event_id, event.value)
     if seen is Seen.NEW:
-        return Canonical(event, canonical_key(event), value, partition_key(event))
+        return Canonical(event.event_id, event.type, event.key, event.value, event.partition_key)
     if seen is Seen.DUPLICATE:
-        return Duplicate(event)
+        return Duplicate(event.event_id, event.type, event.value)
     reused = Rejected(
         RejectReason.EVENT_ID_REUSED,
         f"event_id {event.event_id!r} was already accepted with different content; "
@@ -76,4 +120,4 @@ def type_label(outcome: Outcome) -> str:
     if isinstance(outcome, DeadLetter):
         expected = outcome.source.expected_type
         return expected if expected is not None else UNKNOWN_TYPE_LABEL
-    return outcome.event.type  # a StrEnum member: its value as a str
+    return outcome.type  # a StrEnum member: its value as a str
