@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from benchmarks.events import valid_events
+from benchmarks.process_stats import rss_mib
 from benchmarks.report import say
 from benchmarks.service_process import counter_total, spawn, stop, until_ready
 from contracts.events import EventType
@@ -80,9 +81,18 @@ async def kafka_ingest(
     publisher = BatchPublisher(kafka, service="bench-upstream")
     await publisher.start()
     say(f"ingest, {processes} process(es) in one group: {len(records):,} messages")
+    rss: dict[str, float] = {}
+    marks = [len(records) * q // 4 for q in (1, 2, 3, 4)]
+
+    async def received() -> int:
+        seen = await _received(clients)
+        while marks and seen >= marks[0]:
+            rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
+        return seen
+
     try:
         feeding = asyncio.create_task(_publish(publisher, records))
-        rate, seconds = await _rate_of(lambda: _received(clients), len(records))
+        rate, seconds = await _rate_of(received, len(records))
         await feeding
     finally:
         await publisher.stop()

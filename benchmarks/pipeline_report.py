@@ -102,6 +102,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "| process | MiB |",
         "|---|---:|",
         *(f"| {name} | {mib:,.0f} |" for name, mib in summary["peak_rss_mib"].items()),
+        *(
+            f"| ingest alone (1 process), resident after {when} | {mib:,.0f} |"
+            for when, mib in ingest_alone[0].get("rss_mib_after", {}).items()
+        ),
         f"| metrics alone, after replaying {alone['events']:,} events | "
         f"{alone['peak_rss_mib']:,.0f} |",
         "",

@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
+from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.publishing import PublishError
@@ -130,9 +131,10 @@ class UpstreamConsumer:
                 extra={"error": f"{type(exc).__name__}: {exc}", "records": len(batch)},
             )
         now_ms = time.time() * 1000
-        observe = self._metrics.event_latency.observe
-        for record in batch:
-            observe(max(0.0, (now_ms - record.timestamp) / 1000))
+        observe_all(
+            self._metrics.event_latency,
+            [max(0.0, (now_ms - record.timestamp) / 1000) for record in batch],
+        )
 
     async def _retry_later(self, message: KafkaMessage, exc: Exception) -> None:
         self._metrics.publish_failures.inc()

@@ -22,6 +22,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.periodic import Periodic
@@ -147,7 +148,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         started = time.perf_counter()
         tally: Tally[tuple[str, str]] = Tally()
         now_ms = time.time() * 1000
-        observe = self._metrics.event_latency.observe
+        latencies: list[float] = []
         for record in records:
             state = self.states.get(record.partition)
             if state is None:
@@ -163,7 +164,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
                 continue
             tally[event_type.value, apply_record(state, event_type, key, entity).value] += 1
-            observe(max(0.0, (now_ms - record.timestamp) / 1000))
+            latencies.append(max(0.0, (now_ms - record.timestamp) / 1000))
+        observe_all(self._metrics.event_latency, latencies)
         for (kind, outcome), count in tally.items():
             self._metrics.events.labels(kind, outcome).inc(count)
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
