@@ -100,12 +100,13 @@ async def kafka_ingest(
             await client.aclose()
         for process in running:
             await stop(process)
-    say(f"  {rate:,.0f} events/s")
+    say(f"  {rate:,.0f} events/s; resident MiB of the first process after: {rss}")
     return {
         "processes": processes,
         "events": len(records),
         "events_per_s": round(rate),
         "seconds": round(seconds, 2),
+        "rss_mib_after": rss,
     }
 
 
