@@ -78,12 +78,15 @@ def fold_rates(count: int) -> dict[str, float]:
 
 
 def _records(kafka: KafkaSettings, values: Sequence[bytes]) -> list[OutboundRecord]:
+    """The canonical records ingest would publish for ``values``: canonical JSON and keys."""
     topic = kafka.topic_name(CANONICAL_EVENTS)
     records = []
     for value in values:
         event = event_adapter.validate_json(value)
         records.append(
-            OutboundRecord(topic, canonical_key(event), value, partition_key=partition_key(event))
+            OutboundRecord(
+                topic, canonical_key(event), encode_event(event), partition_key=partition_key(event)
+            )
         )
     return records
 
