@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 import msgspec
 
-from contracts.events import EventType, ProjectStage, TransportMode
+from contracts.events import EventType, ProjectStage, TransportMode, event_adapter
 from contracts.fields import decimal_text, is_country_code
-from contracts.keys import VERSION_SEPARATOR
+from contracts.keys import VERSION_SEPARATOR, AnyEvent
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _SNAKE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -36,6 +36,8 @@ _UTC_MOMENT = re.compile(
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
 _AMOUNT = re.compile(rb'"?([0-9]{1,18}(?:\.[0-9]{1,6})?)"?')
+_CANONICAL_AMOUNT = re.compile(rb'"?((?:0|[1-9][0-9]{0,17})(?:\.[0-9]{0,5}[1-9])?)"?')
+"""An amount already in canonical form: no leading zeros, no trailing zeros after the point."""
 _MODES = frozenset(m.value for m in TransportMode)
 _STAGES = frozenset(s.value for s in ProjectStage)
 _COUNT_LIMIT = 10_000_000
@@ -52,6 +54,11 @@ class NormalEvent(NamedTuple):
     """``canonical_key``"""
     partition_key: bytes
     """``partition_key``"""
+
+    @property
+    def event(self) -> AnyEvent:
+        """The event as a contract model, read back from ``value`` (not on the hot path)."""
+        return event_adapter.validate_json(self.value)
 
 
 class _Shipment(msgspec.Struct, forbid_unknown_fields=True):
@@ -177,6 +184,12 @@ def _count(value: int, lowest: int) -> int:
 def _amount(raw: msgspec.Raw, *, positive: bool) -> str:
     """The canonical text of an amount written as a plain decimal (a JSON number or string)."""
     text = bytes(raw)
+    as_written = _CANONICAL_AMOUNT.fullmatch(text)
+    if as_written is not None and (text[:1] == b'"') == (text[-1:] == b'"'):
+        digits = as_written.group(1).decode()  # already as decimal_text writes it
+        if positive and digits == "0":
+            raise _NotNormal
+        return digits
     found = _AMOUNT.fullmatch(text)
     if found is None or (text[:1] == b'"') != (text[-1:] == b'"'):
         raise _NotNormal

@@ -19,7 +19,19 @@ from contracts.codec import (
 from contracts.events import EventType, event_adapter
 from contracts.keys import AnyEvent, canonical_key, partition_key
 from contracts.normal_form import NormalEvent, read_normal_form
+from contracts.normal_form import NormalEvent as Canonical  # a new event, published as it is
 from services.ingest.dedup import PendingIds, Seen
+
+__all__ = [
+    "UNKNOWN_TYPE_LABEL",
+    "Canonical",
+    "DeadLetter",
+    "Duplicate",
+    "Outcome",
+    "SourceRecord",
+    "triage",
+    "type_label",
+]
 
 UNKNOWN_TYPE_LABEL = "unknown"
 
@@ -35,20 +47,6 @@ class SourceRecord(NamedTuple):
     """None for a Kafka tombstone."""
     expected_type: EventType | None
     headers: Headers = ()
-
-
-class Canonical(NamedTuple):
-    event_id: str
-    type: EventType
-    key: bytes
-    value: bytes
-    """The canonical JSON (``encode_event``)."""
-    partition_key: bytes
-
-    @property
-    def event(self) -> AnyEvent:
-        """The event as a contract model, read back from ``value`` (not on the hot path)."""
-        return event_adapter.validate_json(self.value)
 
 
 class Duplicate(NamedTuple):
@@ -88,23 +86,16 @@ def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
     if isinstance(result, Rejected):
         return DeadLetter(source, result)
     event = result.event
-    return _classify(
-        NormalEvent(
-            event.event_id,
-            event.type,
-            encode_event(event),
-            canonical_key(event),
-            partition_key(event),
-        ),
-        source,
-        pending,
+    normal = NormalEvent(
+        event.event_id, event.type, encode_event(event), canonical_key(event), partition_key(event)
     )
+    return _classify(normal, source, pending)
 
 
 def _classify(event: NormalEvent, source: SourceRecord, pending: PendingIds) -> Outcome:
     seen = pending.admit(event.event_id, event.value)
     if seen is Seen.NEW:
-        return Canonical(event.event_id, event.type, event.key, event.value, event.partition_key)
+        return event
     if seen is Seen.DUPLICATE:
         return Duplicate(event.event_id, event.type, event.value)
     reused = Rejected(
