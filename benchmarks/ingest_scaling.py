@@ -2,8 +2,10 @@
 
 Each measurement gets topics of its own (a prefix per run) on the same embedded broker, with
 the ingest processes started and ready before anything is published, so the rate is ingest's
-alone: the sum of ``roadmap_ingest_events_received_total`` over the processes, from its first
-move to its last, sampled every 100 ms.
+alone. Over Kafka it is read from the group's committed offsets (ingest commits each batch once
+its outcomes are acknowledged), from their first move to the last, every 100 ms: asked of the
+broker, not of ingest, whose ``/metrics`` ten times a second would cost it CPU. Its
+``roadmap_ingest_events_received_total`` is read once, at the end, to check the count.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.events import valid_events
 from benchmarks.process_stats import rss_mib
@@ -26,6 +29,7 @@ from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.publishing import BatchPublisher, OutboundRecord
+from services.common.reading import offset_reader
 from services.common.topics import ensure_topics
 
 SAMPLE_EVERY_S = 0.1
@@ -59,6 +63,14 @@ async def _received(clients: Sequence[httpx.AsyncClient]) -> int:
     return sum(counter_total(t, "roadmap_ingest_events_received") for t in texts)
 
 
+async def _committed(reader: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> int:
+    """The group's committed offsets over ``partitions``, summed: messages it has finished."""
+    total = 0
+    for tp in partitions:
+        total += await reader.committed(tp) or 0
+    return total
+
+
 async def kafka_ingest(
     base: KafkaSettings,
     messages: Sequence[tuple[EventType, bytes]],
@@ -84,8 +96,16 @@ async def kafka_ingest(
     rss: dict[str, float] = {}
     marks = [len(records) * q // 4 for q in (1, 2, 3, 4)]
 
+    reader = offset_reader(kafka, group=f"{name}-group", client_id="bench-progress")
+    await reader.start()
+    partitions = [
+        TopicPartition(kafka.topic_name(spec), p)
+        for spec in UPSTREAM_TOPIC_BY_TYPE.values()
+        for p in range(kafka.topic_partitions)
+    ]
+
     async def received() -> int:
-        seen = await _received(clients)
+        seen = await _committed(reader, partitions)
         while marks and seen >= marks[0]:
             rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
         return seen
@@ -94,7 +114,11 @@ async def kafka_ingest(
         feeding = asyncio.create_task(_publish(publisher, records))
         rate, seconds = await _rate_of(received, len(records))
         await feeding
+        counted = await _received(clients)
+        if counted != len(records):
+            raise RuntimeError(f"ingest counted {counted:,} of {len(records):,} messages")
     finally:
+        await reader.stop()
         await publisher.stop()
         for client in clients:
             await client.aclose()

@@ -78,7 +78,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Two ingest processes in one group take {summary['scaling_two_processes']} times what "
         f"one takes; over HTTP one process takes {summary['http_to_kafka_ingest']} times its "
-        "Kafka rate. CPU profiles of ingest during the burst and of metrics replaying: "
+        "Kafka rate. CPU profiles of ingest and metrics during the burst: "
         "[profile-ingest.svg](profile-ingest.svg), [profile-metrics.svg](profile-metrics.svg) "
         "(py-spy flame graphs; open them in a browser, click to zoom).",
         "",

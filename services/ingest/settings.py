@@ -18,7 +18,13 @@ class IngestSettings(ServiceSettings):
         default=None, description="When set, POST /v1/events needs 'Authorization: Bearer <token>'"
     )
     group_id: str = Field(default="roadmap-ingest", min_length=1)
-    batch_max_records: int = Field(default=1000, ge=1, le=10_000)
+    batch_max_records: int = Field(
+        default=2000,
+        ge=1,
+        le=10_000,
+        description="Messages per processed batch: each batch waits once for the broker's "
+        "acknowledgement and its commit (2,000 took 5% more events/s than 1,000 here)",
+    )
     batch_timeout_ms: int = Field(
         default=100, ge=1, le=10_000, description="How long a fetch waits to fill a batch"
     )

@@ -23,7 +23,7 @@ def test_defaults() -> None:
     """Without INGEST_* variables: port 8001, batches of 1000, 1000 events and 1 MiB per body."""
     settings = load_settings(IngestSettings)
     assert settings.http_port == 8001
-    assert settings.batch_max_records == 1000
+    assert settings.batch_max_records == 2000
     assert settings.http_max_events == 1000
     assert settings.http_max_body_bytes == 1_048_576
     assert settings.api_token is None
