@@ -101,7 +101,10 @@ async def raw_headers(records: Records, original: Callable[[Records], Awaitable[
     the message carries the records as received.
     """
     batch = batch_records(records)
-    bare = tuple(dataclasses.replace(r, headers=()) if r.headers else r for r in batch)
+    if any(r.headers for r in batch):
+        bare = tuple(dataclasses.replace(r, headers=()) if r.headers else r for r in batch)
+    else:
+        bare = batch  # nothing to hide: no copies (most batches, and every canonical one)
     message = await original(bare if isinstance(records, (tuple, list)) else bare[0])
     # A batch as aiokafka gives it (a tuple), also from the in-memory broker (a list).
     message.raw_message = batch if isinstance(records, (tuple, list)) else records
