@@ -1,11 +1,11 @@
 """Ingest on its own: one process, two processes in one group, and ``POST /v1/events``.
 
-Each measurement gets topics of its own (a prefix per run) on the same embedded broker, with
-the ingest processes started and ready before anything is published, so the rate is ingest's
-alone. Over Kafka it is read from the group's committed offsets (ingest commits each batch once
-its outcomes are acknowledged), from their first move to the last, every 100 ms: asked of the
-broker, not of ingest, whose ``/metrics`` ten times a second would cost it CPU. Its
-``roadmap_ingest_events_received_total`` is read once, at the end, to check the count.
+Each measurement gets topics of its own (a prefix per run) on the same embedded broker. Over
+Kafka, the messages are published first, so no producer shares the two cores while ingest is
+timed; the clock starts once every ingest process has taken messages (its ``/metrics``) and
+stops when the group's committed offsets cover them all (asked of the broker, not of ingest,
+whose ``/metrics`` ten times a second would cost it CPU). The count is checked against
+``roadmap_ingest_events_received_total`` at the end.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ HTTP_CLIENTS = 2
 
 
 async def _ingests(
-    kafka: KafkaSettings, count: int, log_dir: Path, name: str
+    kafka: KafkaSettings, count: int, log_dir: Path, name: str, *, wait_ready: bool = True
 ) -> tuple[list[Process], list[httpx.AsyncClient]]:
     processes, clients = [], []
     for n in range(count):
@@ -53,8 +53,9 @@ async def _ingests(
         )
         processes.append(process)
         clients.append(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60))
-    for process, client, n in zip(processes, clients, range(count), strict=True):
-        await until_ready(process, client, log=log_dir / f"{name}-{n}.log")
+    if wait_ready:
+        for process, client, n in zip(processes, clients, range(count), strict=True):
+            await until_ready(process, client, log=log_dir / f"{name}-{n}.log")
     return processes, clients
 
 
@@ -78,24 +79,24 @@ async def kafka_ingest(
     processes: int,
     log_dir: Path,
 ) -> dict[str, Any]:
-    """``processes`` ingest processes in one group take ``messages`` from the upstream topics."""
+    """``processes`` ingest processes in one group take ``messages``, published beforehand (as
+    ``make bench-ingest`` does: no producer shares the cores while ingest is timed). The clock
+    starts once every process has taken messages (a group join under way is not ingest's time)
+    and stops when the group has committed them all."""
     kafka = base.model_copy(update={"topic_prefix": f"bench.ingest{processes}."})
     await ensure_topics(kafka, TOPICS)
-    name = f"ingest-x{processes}"
-    running, clients = await _ingests(kafka, processes, log_dir, name)
-    # Both members must hold partitions before the clock starts: a join still under way
-    # would count as ingest's time.
-    await asyncio.sleep(2.0)
     records = [
         OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[t]), None, value)
         for t, value in messages
     ]
     publisher = BatchPublisher(kafka, service="bench-upstream")
     await publisher.start()
+    try:
+        await _publish(publisher, records)
+    finally:
+        await publisher.stop()
     say(f"ingest, {processes} process(es) in one group: {len(records):,} messages")
-    rss: dict[str, float] = {}
-    marks = [len(records) * q // 4 for q in (1, 2, 3, 4)]
-
+    name = f"ingest-x{processes}"
     reader = offset_reader(kafka, group=f"{name}-group", client_id="bench-progress")
     await reader.start()
     partitions = [
@@ -103,27 +104,31 @@ async def kafka_ingest(
         for spec in UPSTREAM_TOPIC_BY_TYPE.values()
         for p in range(kafka.topic_partitions)
     ]
-
-    async def received() -> int:
-        seen = await _committed(reader, partitions)
-        while marks and seen >= marks[0]:
-            rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
-        return seen
-
+    rss: dict[str, float] = {}
+    marks = [len(records) * q // 4 for q in (1, 2, 3, 4)]
+    running, clients = await _ingests(kafka, processes, log_dir, name, wait_ready=False)
     try:
-        feeding = asyncio.create_task(_publish(publisher, records))
-        rate, seconds = await _rate_of(received, len(records))
-        await feeding
+        started_at, done_before = await _all_busy(running, clients, log_dir / f"{name}-0.log")
+        deadline = time.monotonic() + GIVE_UP_AFTER_S
+        while (committed := await _committed(reader, partitions)) < len(records):
+            while marks and committed >= marks[0]:
+                rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest committed {committed:,} of {len(records):,}")
+            await asyncio.sleep(SAMPLE_EVERY_S / 2)
+        seconds = time.perf_counter() - started_at
+        while marks:
+            rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
         counted = await _received(clients)
         if counted != len(records):
             raise RuntimeError(f"ingest counted {counted:,} of {len(records):,} messages")
     finally:
         await reader.stop()
-        await publisher.stop()
         for client in clients:
             await client.aclose()
         for process in running:
             await stop(process)
+    rate = (len(records) - done_before) / seconds
     say(f"  {rate:,.0f} events/s; resident MiB of the first process after: {rss}")
     return {
         "processes": processes,
@@ -134,25 +139,27 @@ async def kafka_ingest(
     }
 
 
+async def _all_busy(
+    running: Sequence[Process], clients: Sequence[httpx.AsyncClient], log: Path
+) -> tuple[float, int]:
+    """When every process has taken messages, and how many they had taken by then."""
+    deadline = time.monotonic() + GIVE_UP_AFTER_S
+    while time.monotonic() < deadline:
+        if any(p.returncode is not None for p in running):
+            raise RuntimeError(f"an ingest process exited; see {log}")
+        try:
+            seen = [await _received([client]) for client in clients]
+        except httpx.HTTPError:
+            seen = [0]
+        if all(seen):
+            return time.perf_counter(), sum(seen)
+        await asyncio.sleep(SAMPLE_EVERY_S / 2)
+    raise RuntimeError(f"ingest processes did not all start; see {log}")
+
+
 async def _publish(publisher: BatchPublisher, records: Sequence[OutboundRecord]) -> None:
     for i in range(0, len(records), 2000):
         await publisher.publish(records[i : i + 2000])
-
-
-async def _rate_of(read: Any, total: int) -> tuple[float, float]:
-    """Events/s of a counter from its first move to reaching ``total``, and those seconds."""
-    first_at = first = 0.0
-    deadline = time.monotonic() + GIVE_UP_AFTER_S
-    while True:
-        now, seen = time.perf_counter(), await read()
-        if seen and not first_at:
-            first_at, first = now, seen
-        if seen >= total:
-            seconds = max(now - first_at, SAMPLE_EVERY_S)
-            return (seen - first) / seconds, seconds
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"ingest took {seen} of {total} in {GIVE_UP_AFTER_S} s")
-        await asyncio.sleep(SAMPLE_EVERY_S)
 
 
 async def http_ingest(base: KafkaSettings, count: int, *, log_dir: Path) -> dict[str, Any]:
