@@ -18,7 +18,7 @@ from typing import Any
 from contracts.events import EventType
 from contracts.keys import AnyEvent
 from services.metrics.entities import EntityRecord, Project, record_of
-from services.metrics.plan import RoadmapPlan
+from services.metrics.plan import RoadmapPlan, contributions
 from services.metrics.stores import PackedShipments
 
 OTHER = "other"
@@ -124,16 +124,10 @@ def fold(state: PartitionState, event: AnyEvent) -> PartitionState:
 def _account(
     state: PartitionState, event_type: EventType, record: EntityRecord, sign: int, seen_us: int
 ) -> None:
-    # contributions() written out: this runs once or twice per event, a quarter of a replay.
-    buckets, last_seen, slots = state.buckets, state.slot_last_event_us, state.plan.slots
-    day = record.day
-    for index in state.plan.slots_by_type[event_type]:
-        slot = slots[index]
-        if slot.matches(record):
-            amount = slot.amount(record)
-            if amount is not None:
-                buckets[index][day] += sign * amount
-                last_seen[index] = max(last_seen[index], seen_us)
+    buckets, last_seen, day = state.buckets, state.slot_last_event_us, record.day
+    for index, amount in contributions(state.plan, event_type, record):
+        buckets[index][day] += sign * amount
+        last_seen[index] = max(last_seen[index], seen_us)
     _BREAKDOWNS[event_type](state, record, sign)
 
 

@@ -7,7 +7,7 @@ window is applied when it is read, so the same sums serve any evaluation time. P
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -175,13 +175,12 @@ def compile_roadmap(roadmap: RoadmapFile) -> RoadmapPlan:
 
 def contributions(
     plan: RoadmapPlan, event_type: EventType, record: EntityRecord
-) -> list[tuple[int, int]]:
+) -> Iterator[tuple[int, int]]:
     """``(slot, amount)`` for every slot ``record`` counts in, with what it adds there."""
-    found = []
+    slots = plan.slots
     for index in plan.slots_by_type[event_type]:
-        slot = plan.slots[index]
+        slot = slots[index]
         if slot.matches(record):
             amount = slot.amount(record)
             if amount is not None:
-                found.append((index, amount))
-    return found
+                yield index, amount

@@ -341,7 +341,7 @@ def test_contributions_of_a_flour_export_to_the_default_plan() -> None:
     road = plan.indicator("road_freight_tonnes").slots[0]
     growth = plan.indicator("road_freight_growth_ratio").slots[0]
     numerator, denominator = plan.indicator("flour_export_share_ratio").slots
-    found = contributions(plan, event_type, record)
+    found = list(contributions(plan, event_type, record))
     assert len({slot for slot, _ in found}) == len(found)  # each slot once
     assert dict(found) == {
         road: 2_000_000,
