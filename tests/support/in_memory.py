@@ -84,7 +84,6 @@ class InMemoryPublisher:
 
     kafka: InMemoryKafka
     failures: int = 0
-    calls: int = 0
     _started: bool = False
 
     @property
@@ -98,7 +97,6 @@ class InMemoryPublisher:
         self._started = False
 
     async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.calls += 1
         if not records:
             return
         if not self._started:
@@ -118,7 +116,6 @@ class InMemoryConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self.started = False
-        self.committed: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         self.started = True
@@ -127,7 +124,7 @@ class InMemoryConsumer:
         self.started = False
 
     async def commit(self) -> None:
-        self.committed = dict(self._positions)
+        """Offsets are not kept: nothing here resumes from them (metrics replays from 0)."""
 
     async def topics(self) -> set[str]:
         return set(self._kafka.logs)
