@@ -355,12 +355,15 @@ async def _published_before_start(kafka: KafkaSettings, stream: list[Upstream]) 
 # 2. SIGKILL mid-stream.
 
 KILL_BATCH = 500
+KILL_STREAM = 100_000
+"""Enough that ingest is still mid-stream when the kill lands: at about 70,000 events/s, 20,000
+were sometimes all done between the tail seeing a quarter of them and the SIGKILL."""
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(
     broker: RealBroker, tmp_path: Path
 ) -> None:
-    """20,000 distinct valid events; ingest is SIGKILLed mid-stream and a new process of the same
+    """100,000 distinct valid events; ingest is SIGKILLed mid-stream and a new process of the same
     group takes over. Every event_id reaches the canonical topic exactly once. What can be in
     flight at the kill is bounded: ingest handles one batch at a time (at most
     INGEST_BATCH_MAX_RECORDS records over all partitions) and commits it as soon as the broker
@@ -369,7 +372,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(
     having refilled its dedup window from the canonical topic, counts the published but
     uncommitted ones as duplicates instead of publishing them again."""
     kafka, group = _kafka(broker), unique_name("ingest")
-    events = distinct_events(EventFactory(unique_name("run")), 20_000)
+    events = distinct_events(EventFactory(unique_name("run")), KILL_STREAM)
     want = {e.event_id for e in events if e.event_id is not None}
     total = await _published_before_start(kafka, events)
     async with _tail(kafka) as canonical:
