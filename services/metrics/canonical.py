@@ -39,14 +39,14 @@ class NotAnEvent(ValueError):
     """Neither canonical JSON nor any valid event."""
 
 
-class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     event_id: str
     schema_version: int
     occurred_at: datetime
     source: str
 
 
-class _Shipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Shipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     shipment_id: str
     origin: str
     destination: str
@@ -57,7 +57,7 @@ class _Shipment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shipped_on: date
 
 
-class _Project(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Project(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     project_id: str
     name: str
     sector: str
@@ -68,7 +68,7 @@ class _Project(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reached_on: date
 
 
-class _Hiring(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Hiring(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     project_id: str
     period: str
     jobs_created: int

@@ -7,7 +7,7 @@ window is applied when it is read, so the same sums serve any evaluation time. P
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -39,6 +39,46 @@ class Slot:
     event_type: EventType
     matches: Predicate
     amount: Amount
+    reads: tuple[str, ...] = ()
+    """The record fields ``matches`` looks at (and nothing else)."""
+
+
+SELECTIONS_REMEMBERED = 4096
+"""Per event type, how many distinct combinations of filtered values ``Selection`` keeps."""
+
+
+class Selection:
+    """Which of one event type's slots a record counts in, remembered per combination of the
+    values the slots' filters read.
+
+    Filters read a few code fields (origin, mode, commodity, stage, ...), which take few
+    distinct values, so the answer for a record is nearly always one dictionary lookup instead
+    of a call per slot: a fifth of the fold's time. The memory is bounded: past
+    ``limit`` combinations (a filter on an id field, say), the rest are worked out each time.
+    """
+
+    def __init__(self, slots: Sequence[tuple[int, Slot]], limit: int = SELECTIONS_REMEMBERED):
+        fields = sorted({name for _, slot in slots for name in slot.reads})
+        self._key: Callable[[Any], Any] = attrgetter(*fields) if fields else _nothing
+        self._slots = tuple(slots)
+        self._limit = limit
+        self._known: dict[Any, tuple[tuple[int, Amount], ...]] = {}
+
+    def of(self, record: Any) -> tuple[tuple[int, Amount], ...]:
+        """``(slot index, its amount function)`` for every slot ``record`` is selected by."""
+        key = self._key(record)
+        found = self._known.get(key)
+        if found is None:
+            found = tuple(
+                (index, slot.amount) for index, slot in self._slots if slot.matches(record)
+            )
+            if len(self._known) < self._limit:
+                self._known[key] = found
+        return found
+
+
+def _nothing(_record: Any) -> tuple[()]:
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +96,7 @@ class RoadmapPlan:
     indicators: tuple[IndicatorPlan, ...]
     slots: tuple[Slot, ...]
     slots_by_type: dict[EventType, tuple[int, ...]]
+    selections: dict[EventType, Selection]
 
     def indicator(self, indicator_id: str) -> IndicatorPlan:
         for plan in self.indicators:
@@ -115,16 +156,32 @@ def compile_where(event_type: EventType, where: Where) -> Predicate:
     return combined
 
 
+def fields_read(where: Where) -> tuple[str, ...]:
+    """The record fields the predicate ``compile_where`` makes of ``where`` reads."""
+    read = set(where.fields)
+    if where.route_between is not None:
+        read |= {"origin", "destination"}
+    if where.stage_at_least is not None:
+        read.add("stage")
+    return tuple(sorted(read))
+
+
 def _measure_slot(measure: Measure) -> Slot:
     return Slot(
         measure.event_type,
         compile_where(measure.event_type, measure.where),
         attrgetter(measure.field),
+        fields_read(measure.where),
     )
 
 
 def _count_slot(count: CountOf) -> Slot:
-    return Slot(count.event_type, compile_where(count.event_type, count.where), lambda _r: MICRO)
+    return Slot(
+        count.event_type,
+        compile_where(count.event_type, count.where),
+        lambda _r: MICRO,
+        fields_read(count.where),
+    )
 
 
 def _as_measure(compute: SumOf) -> Measure:
@@ -170,17 +227,18 @@ def compile_roadmap(roadmap: RoadmapFile) -> RoadmapPlan:
         event_type: tuple(i for i, slot in enumerate(slots) if slot.event_type is event_type)
         for event_type in EventType
     }
-    return RoadmapPlan(roadmap.roadmap, tuple(plans), tuple(slots), by_type)
+    selections = {
+        event_type: Selection([(i, slots[i]) for i in indices])
+        for event_type, indices in by_type.items()
+    }
+    return RoadmapPlan(roadmap.roadmap, tuple(plans), tuple(slots), by_type, selections)
 
 
 def contributions(
     plan: RoadmapPlan, event_type: EventType, record: EntityRecord
 ) -> Iterator[tuple[int, int]]:
     """``(slot, amount)`` for every slot ``record`` counts in, with what it adds there."""
-    slots = plan.slots
-    for index in plan.slots_by_type[event_type]:
-        slot = slots[index]
-        if slot.matches(record):
-            amount = slot.amount(record)
-            if amount is not None:
-                yield index, amount
+    for index, amount_of in plan.selections[event_type].of(record):
+        amount = amount_of(record)
+        if amount is not None:
+            yield index, amount

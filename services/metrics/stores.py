@@ -20,7 +20,7 @@ _LAYOUT = struct.Struct(
 )  # version, day, tonnes, value (or -1), origin, dest, mode, commodity
 _NO_VALUE = -1
 _MODES = list(TransportMode)
-_MODE_INDEX = {mode: i for i, mode in enumerate(_MODES)}
+_MODE_INDEX: dict[str, int] = {mode: i for i, mode in enumerate(_MODES)}
 
 
 class CodeTable:
@@ -66,7 +66,7 @@ class PackedShipments(MutableMapping[str, Shipment]):
             _NO_VALUE if record.value_usd is None else record.value_usd,
             number(record.origin),
             number(record.destination),
-            _MODE_INDEX[TransportMode(record.mode)],
+            _MODE_INDEX[record.mode],  # a member or its value: both hash as the value
             number(record.commodity),
         )
         return head + record.event_id.encode("utf-8")

@@ -5,7 +5,7 @@ canonical form equals the record of the validated contract model."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from contracts.codec import Accepted, decode_event, encode_event
 from contracts.examples import valid_examples
 from services.metrics.canonical import NotAnEvent, held_of
-from services.metrics.entities import record_of
+from services.metrics.entities import Hiring, Project, Shipment, record_of
+from tests.unit.test_metrics_builders import hiring, milestone, shipment
 
 EXAMPLES = [json.loads(e.raw) for e in valid_examples()]
 
@@ -98,3 +99,86 @@ def test_a_valid_event_not_in_canonical_form_is_validated_instead() -> None:
 def test_what_is_no_event_either_way_is_refused(raw: bytes) -> None:
     with pytest.raises(NotAnEvent):
         held_of(raw)
+
+
+# -- the builders fill every field, in order --------------------------------------------------
+# They build the named tuples with ``tuple.__new__`` (no argument check): each field is checked
+# here by name, against values worked out by hand, both from the model and the canonical JSON.
+
+_VERSION = 1_741_824_000_000_000  # 2025-03-13T00:00:00Z in microseconds
+
+
+@pytest.mark.parametrize(
+    ("event", "expected_key", "expected"),
+    [
+        (
+            shipment(
+                "e-1",
+                shipment_id="S-9",
+                tonnes="12.5",
+                value_usd="3000.000001",
+                commodity="wheat_flour",
+                occurred_at="2025-03-13T00:00:00Z",
+            ),
+            "S-9",
+            Shipment(
+                version_us=_VERSION,
+                event_id="e-1",
+                origin="KZ",
+                destination="BY",
+                mode="road",
+                commodity="wheat_flour",
+                tonnes=12_500_000,
+                value_usd=3_000_000_001,
+                day=date(2025, 3, 1).toordinal(),
+            ),
+        ),
+        (
+            milestone(
+                "e-2",
+                project_id="P-7",
+                stage="financed",
+                joint_venture=True,
+                investment_usd="25.5",
+                planned_jobs=40,
+                occurred_at="2025-03-13T00:00:00Z",
+            ),
+            "P-7",
+            Project(
+                version_us=_VERSION,
+                event_id="e-2",
+                project_id="P-7",
+                sector="agricultural_machinery",
+                joint_venture=True,
+                stage="financed",
+                investment_usd=25_500_000,
+                planned_jobs=40_000_000,
+                day=date(2025, 3, 1).toordinal(),
+            ),
+        ),
+        (
+            hiring(
+                "e-3",
+                project_id="P-7",
+                period="2025-02",
+                jobs=-3,
+                occurred_at="2025-03-13T00:00:00Z",
+            ),
+            "P-7/2025-02",
+            Hiring(
+                version_us=_VERSION,
+                event_id="e-3",
+                project_id="P-7",
+                jobs_created=-3_000_000,
+                day=date(2025, 2, 1).toordinal(),
+            ),
+        ),
+    ],
+    ids=["shipment", "milestone", "hiring"],
+)
+def test_each_builder_fills_every_field(event: Any, expected_key: str, expected: Any) -> None:
+    for held in (record_of(event), held_of(encode_event(event))):
+        _, key, record = held
+        assert key == expected_key
+        assert type(record) is type(expected)
+        assert record._asdict() == expected._asdict()

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.events import EventType
+from contracts.keys import AnyEvent
 from contracts.roadmap.model import Where
 from services.metrics.entities import record_of
-from services.metrics.plan import RoadmapPlan, compile_where, contributions
+from services.metrics.plan import (
+    RoadmapPlan,
+    Selection,
+    compile_where,
+    contributions,
+    fields_read,
+)
 from tests.unit.test_metrics_builders import (
     custom_plan,
     default_plan,
@@ -381,3 +391,94 @@ window: {window}
     )
     assert value(plan, state, "tonnes_ever", AT) == Decimal(12)
     assert value(plan, state, "tonnes_since_start", AT) == Decimal(7)
+
+
+# -- Selection: the slots a record counts in, remembered per combination of filtered values ------
+
+_FILTERED = custom_plan(
+    _indicator(
+        "rail_tractors_from_kz",
+        """
+aggregation: count
+event_type: trade.shipment
+where:
+  origin: KZ
+  mode: [rail, multimodal]
+  commodity: tractors
+""",
+    )
+    + _indicator(
+        "kz_by_value",
+        """
+aggregation: sum
+event_type: trade.shipment
+field: value_usd
+where:
+  route_between: [KZ, BY]
+""",
+    )
+    + _indicator(
+        "financed_jv_jobs",
+        """
+aggregation: sum
+event_type: project.milestone
+field: planned_jobs
+where:
+  joint_venture: true
+  stage_at_least: financed
+""",
+    )
+)
+_COUNTRIES = st.sampled_from(["KZ", "BY", "RU", "CN"])
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> tuple[EventType, Any]:
+    event: AnyEvent
+    if draw(st.booleans()):
+        event = shipment(
+            "e-1",
+            origin=draw(_COUNTRIES),
+            destination=draw(_COUNTRIES),
+            mode=draw(st.sampled_from(["road", "rail", "multimodal", "air"])),
+            commodity=draw(st.sampled_from(["tractors", "wheat", "wheat_flour"])),
+            value_usd=draw(st.sampled_from([None, 5])),
+        )
+    else:
+        event = milestone(
+            "m-1",
+            stage=draw(st.sampled_from(["agreed", "financed", "operational", "cancelled"])),
+            joint_venture=draw(st.booleans()),
+            planned_jobs=7,
+        )
+    event_type, _, record = record_of(event)
+    return event_type, record
+
+
+def _selected_directly(plan: RoadmapPlan, event_type: EventType, record: Any) -> set[int]:
+    return {i for i in plan.slots_by_type[event_type] if plan.slots[i].matches(record)}
+
+
+@pytest.mark.parametrize("plan", [_FILTERED, default_plan()], ids=["filtered", "default"])
+@pytest.mark.parametrize("limit", [1, 4096])
+@settings(max_examples=150, deadline=None)
+@given(records=st.lists(_records(), min_size=1, max_size=30))
+def test_a_remembered_selection_is_the_filters_applied(
+    plan: RoadmapPlan, limit: int, records: list[tuple[EventType, Any]]
+) -> None:
+    """Whatever came before, and whether the combination fits in memory or not (limit 1)."""
+    selections = {
+        event_type: Selection([(i, plan.slots[i]) for i in indices], limit=limit)
+        for event_type, indices in plan.slots_by_type.items()
+    }
+    for event_type, record in records:
+        found = {index for index, _ in selections[event_type].of(record)}
+        assert found == _selected_directly(plan, event_type, record)
+
+
+def test_fields_read_are_what_the_filters_look_at() -> None:
+    where = Where.model_validate({"commodity": "wheat", "route_between": ["KZ", "BY"]})
+    assert fields_read(where) == ("commodity", "destination", "origin")
+    where = Where.model_validate({"sector": "dairy", "stage_at_least": "financed"})
+    assert fields_read(where) == ("sector", "stage")
+    assert fields_read(Where()) == ()
