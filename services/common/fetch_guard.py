@@ -155,13 +155,14 @@ class _HeaderTolerantBatch:
     def __getattr__(self, name: str) -> Any:  # the batch's properties (offsets, CRC, flags)
         return getattr(self._batch, name)
 
-    def __iter__(self) -> _HeaderTolerantBatch:
-        return self
-
-    def __next__(self) -> Any:
+    def __iter__(self) -> Iterator[Any]:
+        # The generator itself, not ``self``: one Python call fewer per record.
         if self._records is None:
             self._records = self._read()
-        return next(self._records)
+        return self._records
+
+    def __next__(self) -> Any:  # aiokafka reads a control batch's marker with next()
+        return next(iter(self))
 
     def _read(self) -> Iterator[Any]:
         handed = 0
@@ -206,32 +207,32 @@ class _GuardedRecords:
         self._tp = tp
         self._assignment = assignment
         self._records = records
-        self._failed = False
-        self._checked = False
+        # aiokafka's getall() iterates afresh on each call and getone() calls next(): both
+        # resume this one generator (a generator, not __next__: one Python call fewer per record).
+        self._stream = self._guarded()
 
     @property
     def next_fetch_offset(self) -> int:
         return int(self._records.next_fetch_offset)
 
-    def __iter__(self) -> _GuardedRecords:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._stream
 
     def __next__(self) -> Any:
-        if self._failed:
-            raise StopIteration
+        return next(self._stream)
+
+    def _guarded(self) -> Iterator[Any]:
+        records = iter(self._records)
         try:
-            record = next(self._records)
-        except StopIteration:
-            raise
+            first = next(records, None)
+            if first is None:
+                return
+            UNREADABLE.clear(self._tp)  # a record came through: the partition is readable again
+            yield first
+            yield from records
         except Exception as exc:  # noqa: BLE001 - whatever the decoder raised, the partition waits
-            self._failed = True
             UNREADABLE.note(self._tp, self.next_fetch_offset, exc)
             self._rest()
-            raise StopIteration from None
-        if not self._checked:  # a record came through: the partition is readable again
-            self._checked = True
-            UNREADABLE.clear(self._tp)
-        return record
 
     def _rest(self) -> None:
         """Pause the partition for ``RETRY_S``: no fetch of it until then, the others go on."""

@@ -146,14 +146,14 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Decode and fold every record of the batch into its partition's state."""
         records = batch_records(message.raw_message)
         started = time.perf_counter()
-        tally: Tally[tuple[str, str]] = Tally()
-        now_ms = time.time() * 1000
-        latencies: list[float] = []
+        tally: Tally[tuple[str, str]] = Tally()  # (event type, outcome): both StrEnum members
+        timestamps: list[int] = []
+        states, positions = self.states, self._positions
         for record in records:
-            state = self.states.get(record.partition)
+            state = states.get(record.partition)
             if state is None:
                 continue  # revoked while this batch was in flight
-            self._positions[record.partition] = record.offset + 1
+            positions[record.partition] = record.offset + 1
             try:
                 event_type, key, entity = held_of(record.value or b"")
             except NotAnEvent:
@@ -163,11 +163,14 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     extra={"partition": record.partition, "offset": record.offset},
                 )
                 continue
-            tally[event_type.value, apply_record(state, event_type, key, entity).value] += 1
-            latencies.append(max(0.0, (now_ms - record.timestamp) / 1000))
-        observe_all(self._metrics.event_latency, latencies)
+            tally[event_type, apply_record(state, event_type, key, entity)] += 1
+            timestamps.append(record.timestamp)
+        now_ms = time.time() * 1000
+        observe_all(
+            self._metrics.event_latency, [max(0.0, (now_ms - ts) / 1000) for ts in timestamps]
+        )
         for (kind, outcome), count in tally.items():
-            self._metrics.events.labels(kind, outcome).inc(count)
+            self._metrics.events.labels(str(kind), str(outcome)).inc(count)
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
         self._update_gauges()
         await self._after_batch()

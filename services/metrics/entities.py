@@ -7,6 +7,7 @@ A record's first two fields are its version: later ``occurred_at`` wins, ties by
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,6 @@ from contracts.keys import AnyEvent
 
 MICRO = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_micro(amount: Decimal | int) -> int:
@@ -31,7 +31,10 @@ def from_micro(micro: int) -> Decimal:
 
 def timestamp_us(moment: datetime) -> int:
     """Microseconds since the epoch, computed without floating point."""
-    return (moment - _EPOCH) // _MICROSECOND
+    since = (
+        moment - _EPOCH
+    )  # from the parts: half the cost of ``since // timedelta(microseconds=1)``
+    return (since.days * 86_400 + since.seconds) * MICRO + since.microseconds
 
 
 def from_timestamp_us(micros: int) -> datetime:
@@ -41,6 +44,12 @@ def from_timestamp_us(micros: int) -> datetime:
 def month_start(period: str) -> date:
     """The first day of a ``YYYY-MM`` period."""
     return date(int(period[:4]), int(period[5:7]), 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _month_day(period: str) -> int:
+    """``month_start(period)`` as a day ordinal; periods repeat, one per month of reports."""
+    return month_start(period).toordinal()
 
 
 class Shipment(NamedTuple):
@@ -133,7 +142,7 @@ def hiring_record(event: Any, version: int) -> tuple[EventType, str, EntityRecor
             event.event_id,
             data.project_id,
             data.jobs_created * MICRO,
-            month_start(data.period).toordinal(),
+            _month_day(data.period),
         ),
     )
     return EventType.HIRING_REPORT, f"{data.project_id}/{data.period}", record

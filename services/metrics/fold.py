@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from contracts.events import EventType
@@ -25,7 +25,7 @@ OTHER = "other"
 UNKNOWN = "unknown"
 
 
-class Applied(Enum):
+class Applied(StrEnum):  # a str: hashed in C when the consumer tallies outcomes
     NEW = "new"
     CORRECTION = "correction"
     STALE = "stale"
