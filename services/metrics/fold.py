@@ -39,14 +39,14 @@ class BreakdownLabels:
     corridor: tuple[str, str] = ("KZ", "BY")
     commodities: frozenset[str] = frozenset()
     sectors: frozenset[str] = frozenset()
+    _directions: dict[tuple[str, str], str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        a, b = self.corridor  # the two label values, made once rather than per shipment
+        object.__setattr__(self, "_directions", {(a, b): f"{a}_to_{b}", (b, a): f"{b}_to_{a}"})
 
     def direction(self, origin: str, destination: str) -> str:
-        a, b = self.corridor
-        if (origin, destination) == (a, b):
-            return f"{a}_to_{b}"
-        if (origin, destination) == (b, a):
-            return f"{b}_to_{a}"
-        return OTHER
+        return self._directions.get((origin, destination), OTHER)
 
     def commodity(self, code: str) -> str:
         return code if code in self.commodities else OTHER
@@ -127,7 +127,8 @@ def _account(
     buckets, last_seen, day = state.buckets, state.slot_last_event_us, record.day
     for index, amount in contributions(state.plan, event_type, record):
         buckets[index][day] += sign * amount
-        last_seen[index] = max(last_seen[index], seen_us)
+        if seen_us > last_seen[index]:  # noqa: PLR1730 - max() costs a call per slot
+            last_seen[index] = seen_us
     _BREAKDOWNS[event_type](state, record, sign)
 
 

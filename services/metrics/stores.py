@@ -23,19 +23,19 @@ _MODES = list(TransportMode)
 _MODE_INDEX: dict[str, int] = {mode: i for i, mode in enumerate(_MODES)}
 
 
-class CodeTable:
-    """Each distinct code string once, numbered in order of first appearance."""
+class CodeTable(dict[str, int]):
+    """Each distinct code string once, numbered in order of first appearance: ``table[code]``
+    is its number (a plain dictionary lookup once the code is known), ``code(number)`` the
+    code back."""
 
     def __init__(self) -> None:
-        self._index: dict[str, int] = {}
+        super().__init__()
         self._codes: list[str] = []
 
-    def number(self, code: str) -> int:
-        found = self._index.get(code)
-        if found is None:
-            found = self._index[code] = len(self._codes)
-            self._codes.append(code)
-        return found
+    def __missing__(self, code: str) -> int:
+        number = self[code] = len(self._codes)
+        self._codes.append(code)
+        return number
 
     def code(self, number: int) -> str:
         return self._codes[number]
@@ -53,21 +53,21 @@ class PackedShipments(MutableMapping[str, Shipment]):
 
     def __init__(self, codes: CodeTable | None = None) -> None:
         self._rows: dict[str, bytes | Shipment] = {}
-        self._codes = codes or CodeTable()
+        self._codes = codes if codes is not None else CodeTable()
 
     def _pack(self, record: Shipment) -> bytes | Shipment:
         if record.tonnes >= _INT64 or (record.value_usd or 0) >= _INT64:
             return record
-        number = self._codes.number
+        codes = self._codes
         head = _LAYOUT.pack(
             record.version_us,
             record.day,
             record.tonnes,
             _NO_VALUE if record.value_usd is None else record.value_usd,
-            number(record.origin),
-            number(record.destination),
+            codes[record.origin],
+            codes[record.destination],
             _MODE_INDEX[record.mode],  # a member or its value: both hash as the value
-            number(record.commodity),
+            codes[record.commodity],
         )
         return head + record.event_id.encode("utf-8")
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from contracts.events import TransportMode
 from services.metrics.entities import Shipment
-from services.metrics.stores import PackedShipments
+from services.metrics.stores import CodeTable, PackedShipments
 
 _shipments = st.builds(
     Shipment,
@@ -41,3 +41,19 @@ def test_what_goes_in_comes_out_equal_by_key_and_by_get(
     assert store.get(missing) is None
     assert store.get(missing, "default") == "default"
     assert dict(store.items()) == held
+
+
+def test_a_code_table_numbers_codes_once_in_order_and_gives_them_back() -> None:
+    table = CodeTable()
+    assert [table[c] for c in ("KZ", "BY", "KZ", "wheat", "BY")] == [0, 1, 0, 2, 1]
+    assert [table.code(n) for n in range(3)] == ["KZ", "BY", "wheat"]
+
+
+def test_stores_given_one_code_table_share_it_even_while_it_is_empty() -> None:
+    shared = CodeTable()
+    first, second = PackedShipments(shared), PackedShipments(shared)
+    record = Shipment(1, "e-1", "KZ", "BY", TransportMode.ROAD, "wheat", 1, None, 700_000)
+    first["S-1"] = record
+    second["S-2"] = record._replace(origin="RU")
+    assert dict(shared) == {"KZ": 0, "BY": 1, "wheat": 2, "RU": 3}
+    assert second["S-2"] == record._replace(origin="RU")
