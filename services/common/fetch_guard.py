@@ -32,7 +32,6 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition, codec
@@ -156,22 +155,17 @@ class _HeaderTolerantBatch:
         return getattr(self._batch, name)
 
     def __iter__(self) -> Iterator[Any]:
-        # The generator itself, not ``self``: one Python call fewer per record.
         if self._records is None:
-            self._records = self._read()
+            # The whole batch at once, by the C decoder: no Python frame per record (a batch is
+            # at most a fetch's size). Refused, the batch is read again leniently, in full.
+            try:
+                self._records = iter(list(self._batch))
+            except UnicodeDecodeError:  # a header key that is not UTF-8
+                self._records = lenient_records(self._raw)
         return self._records
 
     def __next__(self) -> Any:  # aiokafka reads a control batch's marker with next()
         return next(iter(self))
-
-    def _read(self) -> Iterator[Any]:
-        handed = 0
-        try:
-            for record in self._batch:
-                handed += 1
-                yield record
-        except UnicodeDecodeError:  # a header key that is not UTF-8
-            yield from islice(lenient_records(self._raw), handed, None)
 
 
 class _HeaderTolerantMemoryRecords:
