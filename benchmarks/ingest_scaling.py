@@ -1,11 +1,16 @@
 """Ingest on its own: one process, two processes in one group, and ``POST /v1/events``.
 
 Each measurement gets topics of its own (a prefix per run) on the same embedded broker. Over
-Kafka, the messages are published first, so no producer shares the two cores while ingest is
-timed; the clock starts once every ingest process has taken messages (its ``/metrics``) and
-stops when the group's committed offsets cover them all (asked of the broker, not of ingest,
-whose ``/metrics`` ten times a second would cost it CPU). The count is checked against
-``roadmap_ingest_events_received_total`` at the end.
+Kafka, the scaling is measured on upstream topics of ``SCALING_PARTITIONS`` partitions each,
+which two processes split evenly; with the default 3 per topic, 9 partitions split 5 to 4 and
+the process with the larger share (and whichever joined first and read alone meanwhile) is
+still working after the other has finished, so the figure measured the split more than
+ingest (1.26-1.55 times over the day's runs, against 1.65-1.74 on 6 partitions a topic); that
+case is measured too, as its own row. The messages are published first, so no producer
+shares the two cores while ingest is timed; the clock starts once every ingest process has
+taken messages (its ``/metrics``) and stops when the group's committed offsets cover them all
+(asked of the broker, not of ingest, whose ``/metrics`` ten times a second would cost it CPU).
+The count is checked against ``roadmap_ingest_events_received_total`` at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from services.common.publishing import BatchPublisher, OutboundRecord
 from services.common.reading import offset_reader
 from services.common.topics import ensure_topics
 
+SCALING_PARTITIONS = 6
+"""Partitions per upstream topic when one and two processes are compared: a multiple of 2."""
 SAMPLE_EVERY_S = 0.1
 GIVE_UP_AFTER_S = 900
 HTTP_BATCH = 1000
@@ -78,12 +85,19 @@ async def kafka_ingest(
     *,
     processes: int,
     log_dir: Path,
+    partitions: int = SCALING_PARTITIONS,
 ) -> dict[str, Any]:
     """``processes`` ingest processes in one group take ``messages``, published beforehand (as
     ``make bench-ingest`` does: no producer shares the cores while ingest is timed). The clock
     starts once every process has taken messages (a group join under way is not ingest's time)
-    and stops when the group has committed them all."""
-    kafka = base.model_copy(update={"topic_prefix": f"bench.ingest{processes}."})
+    and stops when the group has committed them all. Upstream topics get ``partitions``
+    partitions each."""
+    kafka = base.model_copy(
+        update={
+            "topic_prefix": f"bench.ingest{processes}p{partitions}.",
+            "topic_partitions": partitions,
+        }
+    )
     await ensure_topics(kafka, TOPICS)
     records = [
         OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[t]), None, value)
@@ -95,11 +109,14 @@ async def kafka_ingest(
         await _publish(publisher, records)
     finally:
         await publisher.stop()
-    say(f"ingest, {processes} process(es) in one group: {len(records):,} messages")
-    name = f"ingest-x{processes}"
+    say(
+        f"ingest, {processes} process(es) in one group: {len(records):,} messages on "
+        f"{partitions} partitions a topic"
+    )
+    name = f"ingest-x{processes}p{partitions}"
     reader = offset_reader(kafka, group=f"{name}-group", client_id="bench-progress")
     await reader.start()
-    partitions = [
+    upstream = [
         TopicPartition(kafka.topic_name(spec), p)
         for spec in UPSTREAM_TOPIC_BY_TYPE.values()
         for p in range(kafka.topic_partitions)
@@ -110,7 +127,7 @@ async def kafka_ingest(
     try:
         started_at, done_before = await _all_busy(running, clients, log_dir / f"{name}-0.log")
         deadline = time.monotonic() + GIVE_UP_AFTER_S
-        while (committed := await _committed(reader, partitions)) < len(records):
+        while (committed := await _committed(reader, upstream)) < len(records):
             while marks and committed >= marks[0]:
                 rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
             if time.monotonic() > deadline:
@@ -119,7 +136,8 @@ async def kafka_ingest(
         seconds = time.perf_counter() - started_at
         while marks:
             rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
-        counted = await _received(clients)
+        per_process = [await _received([client]) for client in clients]
+        counted = sum(per_process)
         if counted != len(records):
             raise RuntimeError(f"ingest counted {counted:,} of {len(records):,} messages")
     finally:
@@ -129,10 +147,16 @@ async def kafka_ingest(
         for process in running:
             await stop(process)
     rate = (len(records) - done_before) / seconds
-    say(f"  {rate:,.0f} events/s; resident MiB of the first process after: {rss}")
+    say(
+        f"  {rate:,.0f} events/s; taken per process {per_process} ({done_before:,} before "
+        f"all were busy); resident MiB of the first process after: {rss}"
+    )
     return {
         "processes": processes,
+        "partitions_per_topic": partitions,
         "events": len(records),
+        "events_per_process": per_process,
+        "committed_before_all_busy": done_before,
         "events_per_s": round(rate),
         "seconds": round(seconds, 2),
         "rss_mib_after": rss,

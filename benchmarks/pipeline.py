@@ -17,7 +17,9 @@ One run, in this order, on one embedded broker:
    ingest publishes (``BatchPublisher``); each stage's rate is given as a ratio to the batched
    one, what the client and broker can carry.
 5. **Ingest alone.** The stream again, on topics of its own, into one ingest process and then
-   into two in one group; and valid events over ``POST /v1/events`` in bodies of 1,000.
+   into two in one group, on upstream topics of 6 partitions (which two split evenly), then
+   two again on the default 3 partitions a topic; and valid events over ``POST /v1/events``
+   in bodies of 1,000.
 
 py-spy samples ingest and metrics during the burst into flame graphs
 (``docs/profile-ingest.svg``, ``docs/profile-metrics.svg``). Peak resident memory (``VmHWM``)
@@ -399,12 +401,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ingest_alone = [
             await kafka_ingest(kafka, stream, processes=n, log_dir=log_dir) for n in (1, 2)
         ]
+        default_split = await kafka_ingest(
+            kafka, stream, processes=2, log_dir=log_dir, partitions=kafka.topic_partitions
+        )
         http = await http_ingest(kafka, args.http_events, log_dir=log_dir)
     batched_ceiling = ceilings["batched"]
     stage_rates = {
         "ingest": burst_figures["ingest_events_per_s"],
         "ingest alone, 1 process": ingest_alone[0]["events_per_s"],
         "ingest alone, 2 processes": ingest_alone[1]["events_per_s"],
+        "ingest alone, 2 processes, default partitions": default_split["events_per_s"],
         "ingest over HTTP": http["events_per_s"],
         "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
         "metrics (alone, replaying)": alone["events_per_s"],
@@ -429,12 +435,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         },
         "ingest_alone": ingest_alone,
+        "ingest_alone_default_partitions": default_split,
         "http": http,
         "ratio_to_batched": {
             stage: round(rate / batched_ceiling, 2) for stage, rate in stage_rates.items()
         },
         "scaling_two_processes": round(
             ingest_alone[1]["events_per_s"] / ingest_alone[0]["events_per_s"], 2
+        ),
+        "scaling_two_processes_default_partitions": round(
+            default_split["events_per_s"] / ingest_alone[0]["events_per_s"], 2
         ),
         "http_to_kafka_ingest": round(http["events_per_s"] / ingest_alone[0]["events_per_s"], 2),
         "peak_rss_mib": memory,

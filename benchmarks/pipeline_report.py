@@ -35,6 +35,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     burst, latency, alone = summary["burst"], summary["latency"], summary["metrics_alone"]
     ceilings, ratios = summary["ceilings"], summary["ratio_to_batched"]
     ingest_alone, http = summary["ingest_alone"], summary["http"]
+    default_split = summary["ingest_alone_default_partitions"]
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in burst["kinds"].items())
     lines = [
         "# Benchmark: the whole pipeline",
@@ -62,6 +63,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"{ratios['ingest alone, 1 process']} |",
         f"| ingest alone, 2 processes in one group | {ingest_alone[1]['events_per_s']:,} | "
         f"{ratios['ingest alone, 2 processes']} |",
+        f"| ingest alone, 2 processes, {default_split['partitions_per_topic']} partitions a "
+        f"topic (the default) | {default_split['events_per_s']:,} | "
+        f"{ratios['ingest alone, 2 processes, default partitions']} |",
         f"| ingest over HTTP (`POST /v1/events`, {http['batch']:,} events a request, "
         f"{http['clients']} clients) | {http['events_per_s']:,} | {ratios['ingest over HTTP']} |",
         f"| metrics, in the pipeline (paced by ingest) | {burst['metrics_events_per_s']:,} | "
@@ -77,8 +81,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "| 1.0 |",
         "",
         f"Two ingest processes in one group take {summary['scaling_two_processes']} times what "
-        f"one takes; over HTTP one process takes {summary['http_to_kafka_ingest']} times its "
-        "Kafka rate. CPU profiles of ingest and metrics during the burst: "
+        f"one takes on upstream topics of {ingest_alone[0]['partitions_per_topic']} partitions, "
+        f"which they split evenly, and {summary['scaling_two_processes_default_partitions']} "
+        f"times on {default_split['partitions_per_topic']} (partitions split 5 to 4, and the "
+        "first to join reads alone until the second has joined); over HTTP one process takes "
+        f"{summary['http_to_kafka_ingest']} times its Kafka rate. CPU profiles of ingest and "
+        "metrics during the burst: "
         "[profile-ingest.svg](profile-ingest.svg), [profile-metrics.svg](profile-metrics.svg) "
         "(py-spy flame graphs; open them in a browser, click to zoom).",
         "",
