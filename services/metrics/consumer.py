@@ -146,14 +146,16 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Decode and fold every record of the batch into its partition's state."""
         records = batch_records(message.raw_message)
         started = time.perf_counter()
+        self.replaying()  # settles each replay target once a fetch has told its high-water mark
         tally: Tally[tuple[str, str]] = Tally()  # (event type, outcome): both StrEnum members
         timestamps: list[int] = []
-        states, positions = self.states, self._positions
+        states, positions, replay_to = self.states, self._positions, self._replay_to
         for record in records:
             state = states.get(record.partition)
             if state is None:
                 continue  # revoked while this batch was in flight
             positions[record.partition] = record.offset + 1
+            live = record.offset >= replay_to.get(record.partition, 0)
             try:
                 event_type, key, entity = held_of(record.value or b"")
             except NotAnEvent:
@@ -164,7 +166,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
                 continue
             tally[event_type, apply_record(state, event_type, key, entity)] += 1
-            timestamps.append(record.timestamp)
+            if live:  # a replayed record's age is not the pipeline's latency
+                timestamps.append(record.timestamp)
         now_ms = time.time() * 1000
         observe_all(
             self._metrics.event_latency, [max(0.0, (now_ms - ts) / 1000) for ts in timestamps]

@@ -32,7 +32,8 @@ class PipelineMetrics:
         )
         self.event_latency = Histogram(
             "roadmap_metrics_event_latency_seconds",
-            "From the canonical record's broker timestamp to its fold.",
+            "From the canonical record's broker timestamp to its fold, for records published "
+            "after the partition was assigned (a replayed record's age is not a latency).",
             buckets=_SECONDS,
             registry=registry,
         )

@@ -186,3 +186,34 @@ def _async(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
         return read()
 
     return call
+
+
+async def test_replayed_records_are_folded_but_not_taken_for_latency() -> None:
+    """A record already on the topic when its partition was assigned is replayed: its age is
+    not the pipeline's latency, so only records published after the assignment are observed."""
+    stream = fault_stream(5, 400, run="lat")
+    canonical = [canonical_record(KAFKA, m) for m in stream.messages if m.fate is Fate.CANONICAL]
+    kafka = InMemoryKafka(partitions=KAFKA.topic_partitions)
+    for record in canonical[:300]:
+        kafka.append(record)
+    settings = MetricsSettings(kafka=KAFKA, clock="event")
+    app = create_metrics(settings, wall_clock=lambda: FIXED, publisher=InMemoryPublisher(kafka))
+    async with running_in_memory(app):
+        subscriber = subscriber_of(app.broker, CANONICAL_EVENTS.name)
+        consumer = InMemoryConsumer(kafka)
+        await assign(
+            subscriber, consumer, [TopicPartition(CANONICAL_EVENTS.name, p) for p in range(3)]
+        )
+        assert await deliver(subscriber, consumer) == 300
+        text = (await _get(app, "/metrics")).text
+        assert metric_total(text, "roadmap_metrics_events_total") == 300
+        assert metric_total(text, "roadmap_metrics_event_latency_seconds_count") == 0
+        for record in canonical[300:]:
+            kafka.append(record)
+        assert await deliver(subscriber, consumer) == len(canonical) - 300
+        text = (await _get(app, "/metrics")).text
+        assert metric_total(text, "roadmap_metrics_events_total") == len(canonical)
+        assert (
+            metric_total(text, "roadmap_metrics_event_latency_seconds_count")
+            == len(canonical) - 300
+        )
