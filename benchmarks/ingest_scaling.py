@@ -9,7 +9,8 @@ ingest (1.26-1.55 times over the day's runs, against 1.65-1.74 on 6 partitions a
 case is measured too, as its own row. The messages are published first, so no producer
 shares the two cores while ingest is timed; the clock starts once every ingest process has
 taken messages (its ``/metrics``) and stops when the group's committed offsets cover them all
-(asked of the broker, not of ingest, whose ``/metrics`` ten times a second would cost it CPU).
+(asked of the broker in one request a sample, not of ingest, whose ``/metrics`` ten times a
+second would cost it CPU).
 The count is checked against ``roadmap_ingest_events_received_total`` at the end.
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.events import valid_events
 from benchmarks.process_stats import rss_mib
@@ -33,8 +35,8 @@ from contracts.events import EventType
 from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
+from services.common.kafka import client_options
 from services.common.publishing import BatchPublisher, OutboundRecord
-from services.common.reading import offset_reader
 from services.common.topics import ensure_topics
 
 SCALING_PARTITIONS = 6
@@ -71,12 +73,33 @@ async def _received(clients: Sequence[httpx.AsyncClient]) -> int:
     return sum(counter_total(t, "roadmap_ingest_events_received") for t in texts)
 
 
-async def _committed(reader: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> int:
-    """The group's committed offsets over ``partitions``, summed: messages it has finished."""
-    total = 0
-    for tp in partitions:
-        total += await reader.committed(tp) or 0
-    return total
+class _GroupProgress:
+    """The group's committed offsets over ``partitions``, summed: messages it has finished.
+
+    One OffsetFetch request for all of them each time (a consumer's ``committed()`` asks for
+    one partition a request: 18 requests every sample, on the broker and the cores the
+    processes being measured share)."""
+
+    def __init__(self, kafka: KafkaSettings, group: str, partitions: Sequence[TopicPartition]):
+        self._admin = AIOKafkaAdminClient(
+            **{**client_options(kafka), "client_id": "bench-progress"}
+        )
+        self._group = group
+        self._partitions = list(partitions)
+        self._coordinator: int | None = None
+
+    async def start(self) -> None:
+        await self._admin.start()
+        self._coordinator = await self._admin.find_coordinator(self._group)
+
+    async def stop(self) -> None:
+        await self._admin.close()
+
+    async def committed(self) -> int:
+        offsets = await self._admin.list_consumer_group_offsets(
+            self._group, self._coordinator, self._partitions
+        )
+        return sum(max(0, o.offset) for o in offsets.values())
 
 
 async def kafka_ingest(
@@ -114,20 +137,20 @@ async def kafka_ingest(
         f"{partitions} partitions a topic"
     )
     name = f"ingest-x{processes}p{partitions}"
-    reader = offset_reader(kafka, group=f"{name}-group", client_id="bench-progress")
-    await reader.start()
     upstream = [
         TopicPartition(kafka.topic_name(spec), p)
         for spec in UPSTREAM_TOPIC_BY_TYPE.values()
         for p in range(kafka.topic_partitions)
     ]
+    progress = _GroupProgress(kafka, f"{name}-group", upstream)
+    await progress.start()
     rss: dict[str, float] = {}
     marks = [len(records) * q // 4 for q in (1, 2, 3, 4)]
     running, clients = await _ingests(kafka, processes, log_dir, name, wait_ready=False)
     try:
         started_at, done_before = await _all_busy(running, clients, log_dir / f"{name}-0.log")
         deadline = time.monotonic() + GIVE_UP_AFTER_S
-        while (committed := await _committed(reader, upstream)) < len(records):
+        while (committed := await progress.committed()) < len(records):
             while marks and committed >= marks[0]:
                 rss[f"{marks.pop(0):,} events"] = rss_mib(running[0].pid)
             if time.monotonic() > deadline:
@@ -141,7 +164,7 @@ async def kafka_ingest(
         if counted != len(records):
             raise RuntimeError(f"ingest counted {counted:,} of {len(records):,} messages")
     finally:
-        await reader.stop()
+        await progress.stop()
         for client in clients:
             await client.aclose()
         for process in running:

@@ -59,7 +59,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"| upstream producer (the benchmark publishing) | {burst['publish_events_per_s']:,} | |",
         f"| ingest in the pipeline (validate, dedup, publish canonical/DLQ, commit) | "
         f"{burst['ingest_events_per_s']:,} | {ratios['ingest']} |",
-        f"| ingest alone, 1 process | {ingest_alone[0]['events_per_s']:,} | "
+        f"| ingest alone, 1 process ({ingest_alone[0]['events']:,} messages) | "
+        f"{ingest_alone[0]['events_per_s']:,} | "
         f"{ratios['ingest alone, 1 process']} |",
         f"| ingest alone, 2 processes in one group | {ingest_alone[1]['events_per_s']:,} | "
         f"{ratios['ingest alone, 2 processes']} |",
