@@ -59,11 +59,11 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"| upstream producer (the benchmark publishing) | {burst['publish_events_per_s']:,} | |",
         f"| ingest in the pipeline (validate, dedup, publish canonical/DLQ, commit) | "
         f"{burst['ingest_events_per_s']:,} | {ratios['ingest']} |",
-        f"| ingest alone, 1 process ({ingest_alone[0]['events']:,} messages) | "
-        f"{ingest_alone[0]['events_per_s']:,} | "
-        f"{ratios['ingest alone, 1 process']} |",
-        f"| ingest alone, 2 processes in one group | {ingest_alone[1]['events_per_s']:,} | "
-        f"{ratios['ingest alone, 2 processes']} |",
+        f"| ingest alone, 1 process ({ingest_alone[0]['events']:,} messages, "
+        f"{ingest_alone[0]['partitions_per_topic']} partitions a topic) | "
+        f"{ingest_alone[0]['events_per_s']:,} | {ratios['ingest alone, 1 process']} |",
+        f"| ingest alone, 2 processes in one group (the same) | "
+        f"{ingest_alone[1]['events_per_s']:,} | {ratios['ingest alone, 2 processes']} |",
         f"| ingest alone, 2 processes, {default_split['partitions_per_topic']} partitions a "
         f"topic (the default) | {default_split['events_per_s']:,} | "
         f"{ratios['ingest alone, 2 processes, default partitions']} |",

@@ -107,8 +107,8 @@ def test_the_page_carries_every_figure_and_the_machine() -> None:
         "tansu 0.6.0",
         "| ingest in the pipeline (validate, dedup, publish canonical/DLQ, commit) | 12,345 "
         "| 0.15 |",
-        "| ingest alone, 1 process (1,000 messages) | 30,000 | 0.38 |",
-        "| ingest alone, 2 processes in one group | 51,000 | 0.64 |",
+        "| ingest alone, 1 process (1,000 messages, 6 partitions a topic) | 30,000 | 0.38 |",
+        "| ingest alone, 2 processes in one group (the same) | 51,000 | 0.64 |",
         "| ingest over HTTP (`POST /v1/events`, 1,000 events a request, 2 clients) | 24,000 "
         "| 0.3 |",
         "| metrics, alone (replaying the canonical topic) | 20,000 | 0.25 |",
