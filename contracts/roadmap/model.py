@@ -274,7 +274,16 @@ class Indicator(RoadmapModel):
     owner: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     runbook: Annotated[StrictStr, Field(min_length=1, max_length=500)]
     freshness: Duration = timedelta(days=45)
+    pace_window: Duration = timedelta(days=180)
+    """How far back a projection measures the pace (whole days; see ``projection.py``)."""
     source: Annotated[StrictStr, Field(max_length=500)] = ""
+
+    @field_validator("pace_window")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1) or value % timedelta(days=1):
+            raise ValueError(f"pace_window must be a whole number of days, at least 1d: {value}")
+        return value
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Indicator:
