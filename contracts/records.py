@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -80,6 +81,18 @@ class KpiSnapshot(Contract):
     partition_components: dict[int, dict[str, Decimal]] = Field(default_factory=dict)
     evaluated_at: Timestamp
     last_event_at: Timestamp | None = None
+    projected: Decimal | None = Field(
+        default=None,
+        description=(
+            "The value at the deadline at the pace of the indicator's last pace_window days, "
+            "over these partitions (None for ratios and growth, which are not projected); the "
+            "pace's additive part is the 'recent' component"
+        ),
+    )
+    projected_completion_on: date | None = Field(
+        default=None,
+        description="The day the target is reached at that pace (None: never at this pace)",
+    )
 
 
 class AlertState(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -24,9 +24,12 @@ from services.metrics.readings import Reading, read
 EvaluationTime = Callable[[Mapping[int, PartitionState]], datetime]
 
 
+def _midnight(day: date) -> float:
+    return datetime.combine(day, time.min, tzinfo=UTC).timestamp()
+
+
 def _deadline_ts(plan: RoadmapPlan, indicator_id: str) -> float:
-    deadline = plan.indicator(indicator_id).indicator.deadline
-    return datetime.combine(deadline + timedelta(days=1), time.min, tzinfo=UTC).timestamp()
+    return _midnight(plan.indicator(indicator_id).indicator.deadline + timedelta(days=1))
 
 
 def family(
@@ -79,6 +82,16 @@ class RoadmapCollector(Collector):
             "roadmap_indicator_last_event_timestamp_seconds",
             "occurred_at of the newest event that changed the indicator's data.",
         )
+        projected = family(
+            "roadmap_indicator_projected",
+            "The value at the deadline at the pace of the last pace_window days (sums and "
+            "counts only).",
+        )
+        completion = family(
+            "roadmap_indicator_projected_completion_timestamp_seconds",
+            "The day the target is reached at that pace, 00:00 UTC (absent while the pace is "
+            "zero or negative).",
+        )
         components = family(
             "roadmap_indicator_component",
             "Additive parts of the value (sum across replicas, then take ratios).",
@@ -106,6 +119,10 @@ class RoadmapCollector(Collector):
             )
             if reading.last_event_at is not None:
                 last.add_metric(labels, reading.last_event_at.timestamp())
+            if reading.projection is not None:
+                projected.add_metric(labels, float(reading.projection.projected))
+                if reading.projection.reached_on is not None:
+                    completion.add_metric(labels, _midnight(reading.projection.reached_on))
             for name, amount in reading.components.items():
                 components.add_metric([indicator.id, name], float(amount))
             info.add_metric(
@@ -126,7 +143,7 @@ class RoadmapCollector(Collector):
         )
         evaluated.add_metric([], at.timestamp())
         yield from (value, target, expected, baseline, progress, tolerance, deadline, start)
-        yield from (last, components, info, evaluated)
+        yield from (last, projected, completion, components, info, evaluated)
 
     def _breakdowns(self, states: Mapping[int, PartitionState]) -> Iterator[Metric]:
         freight: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])

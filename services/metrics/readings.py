@@ -16,6 +16,15 @@ from decimal import Decimal
 
 from contracts.roadmap.components import COMPONENTS, indicator_value
 from contracts.roadmap.model import Indicator, Window
+from contracts.roadmap.projection import (
+    PACE_COMPONENT,
+    Outlook,
+    Projection,
+    is_projected,
+    outlook,
+    pace_days,
+    project,
+)
 from contracts.roadmap.trajectory import TargetTrajectory
 from services.metrics.entities import from_micro, from_timestamp_us
 from services.metrics.fold import PartitionState
@@ -34,10 +43,20 @@ class Reading:
     components: dict[str, Decimal]
     partition_components: dict[int, dict[str, Decimal]]
     last_event_at: datetime | None
+    projection: Projection | None = None
+    """At the pace of the last ``pace_window`` days (cumulative indicators only)."""
 
     @property
     def target(self) -> Decimal:
         return self.indicator.target
+
+    @property
+    def outlook(self) -> Outlook | None:
+        """On track, at risk or behind; None while the value is undefined."""
+        if self.value is None:
+            return None
+        behind = TargetTrajectory(self.indicator).is_behind(self.value, self.evaluated_at)
+        return outlook(self.indicator, behind, self.projection)
 
     @property
     def progress(self) -> Decimal | None:
@@ -78,8 +97,16 @@ def _sum(buckets: Mapping[int, int], days: DayRange) -> int:
     return sum(amount for day, amount in buckets.items() if low <= day <= high)
 
 
+def component_names(plan: IndicatorPlan) -> tuple[str, ...]:
+    """``COMPONENTS`` of the indicator's kind, then ``recent`` (the pace window's sum) for an
+    indicator that is projected."""
+    names = COMPONENTS[plan.kind]
+    return (*names, PACE_COMPONENT) if is_projected(plan.indicator) else names
+
+
 def partition_components(plan: IndicatorPlan, state: PartitionState, on: date) -> list[int]:
-    """The indicator's components (millionths) from one partition, in ``COMPONENTS`` order."""
+    """The indicator's components (millionths) from one partition, in ``component_names``
+    order."""
     if plan.kind == "yoy_growth":
         (slot,) = plan.slots
         return [
@@ -87,7 +114,12 @@ def partition_components(plan: IndicatorPlan, state: PartitionState, on: date) -
             _sum(state.buckets[slot], year_to_date(on, years_back=1)),
         ]
     days = window_days(plan.window, plan.indicator, on)
-    return [_sum(state.buckets[slot], days) for slot in plan.slots]
+    parts = [_sum(state.buckets[slot], days) for slot in plan.slots]
+    if is_projected(plan.indicator):
+        (slot,) = plan.slots
+        pace = pace_days(plan.indicator, on)
+        parts.append(0 if pace is None else _sum(state.buckets[slot], pace))
+    return parts
 
 
 def value_of(kind: Kind, components: list[int]) -> Decimal | None:
@@ -98,16 +130,17 @@ def value_of(kind: Kind, components: list[int]) -> Decimal | None:
 def read(plan: IndicatorPlan, states: Mapping[int, PartitionState], at: datetime) -> Reading:
     """The indicator over every partition in ``states``, evaluated at ``at``."""
     on = at.date()
-    names = COMPONENTS[plan.kind]
+    names = component_names(plan)
     per_partition = {p: partition_components(plan, s, on) for p, s in sorted(states.items())}
     totals = [sum(parts[i] for parts in per_partition.values()) for i in range(len(names))]
     newest = max(
         (s.slot_last_event_us[slot] for s in states.values() for slot in plan.slots), default=0
     )
+    value = value_of(plan.kind, totals[: len(COMPONENTS[plan.kind])])
     return Reading(
         indicator=plan.indicator,
         evaluated_at=at,
-        value=value_of(plan.kind, totals),
+        value=value,
         expected=TargetTrajectory(plan.indicator).expected(at),
         components={n: from_micro(v) for n, v in zip(names, totals, strict=True)},
         partition_components={
@@ -115,7 +148,20 @@ def read(plan: IndicatorPlan, states: Mapping[int, PartitionState], at: datetime
             for p, parts in per_partition.items()
         },
         last_event_at=from_timestamp_us(newest) if newest else None,
+        projection=projection_of(plan.indicator, value, totals, names, on),
     )
+
+
+def projection_of(
+    indicator: Indicator,
+    value: Decimal | None,
+    totals: list[int],
+    names: tuple[str, ...],
+    on: date,
+) -> Projection | None:
+    if value is None or PACE_COMPONENT not in names:
+        return None
+    return project(indicator, value, from_micro(totals[names.index(PACE_COMPONENT)]), on)
 
 
 def event_clock(states: Mapping[int, PartitionState]) -> datetime | None:

@@ -27,6 +27,10 @@ def snapshot_of(
         partition_components=reading.partition_components,
         evaluated_at=reading.evaluated_at,
         last_event_at=reading.last_event_at,
+        projected=None if reading.projection is None else reading.projection.projected,
+        projected_completion_on=None
+        if reading.projection is None
+        else reading.projection.reached_on,
     )
 
 

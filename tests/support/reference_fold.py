@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -91,6 +92,8 @@ class Expected:
     entities: dict[str, int] = field(default_factory=dict)
     accepted: int = 0
     """Distinct valid events (by event_id) among the messages."""
+    projections: dict[str, tuple[Decimal, date | None]] = field(default_factory=dict)
+    """Per projected indicator: the value at the deadline, and the day the target is reached."""
 
     def series(self) -> dict[str, float]:
         """Every expected series as ``name{label=value,...}`` -> float, zero series left out
@@ -114,6 +117,13 @@ class Expected:
             if moment is not None:
                 name = "roadmap_indicator_last_event_timestamp_seconds"
                 put(name, {"indicator": indicator}, moment.timestamp())
+            if indicator in self.projections:
+                projected, reached = self.projections[indicator]
+                put("roadmap_indicator_projected", {"indicator": indicator}, projected)
+                if reached is not None:
+                    midnight = datetime.combine(reached, time.min, tzinfo=UTC).timestamp()
+                    name = "roadmap_indicator_projected_completion_timestamp_seconds"
+                    put(name, {"indicator": indicator}, midnight)
         for freight_key, count in self.freight_shipments.items():
             labels = dict(zip(("direction", "mode", "commodity"), freight_key, strict=True))
             put("roadmap_freight_shipments", labels, count)
@@ -191,7 +201,11 @@ def _same_day(on: date, year: int) -> date:
     return date(year, on.month, min(on.day, calendar.monthrange(year, on.month)[1]))
 
 
-def _in_window(window: Window, indicator: Indicator, day: date, on: date) -> bool:
+def _in_window(window: Window | None, indicator: Indicator, day: date, on: date) -> bool:
+    """``window`` None: the pace window, the last ``pace_window`` days up to ``on`` and none
+    before the start."""
+    if window is None:
+        return max(on - indicator.pace_window + timedelta(days=1), indicator.start) <= day <= on
     if window is Window.ALL:
         return True
     if window is Window.SINCE_START:
@@ -202,7 +216,7 @@ def _in_window(window: Window, indicator: Indicator, day: date, on: date) -> boo
 def _components(indicator: Indicator, latest: Sequence[AnyEvent], on: date) -> dict[str, Decimal]:
     compute = indicator.compute
 
-    def total(measure: Measure, window: Window) -> Decimal:
+    def total(measure: Measure, window: Window | None) -> Decimal:
         found = (
             (_amount(measure, e), _business_day(e))
             for e in latest
@@ -210,19 +224,23 @@ def _components(indicator: Indicator, latest: Sequence[AnyEvent], on: date) -> d
         )
         return sum((amount for amount, _ in found if amount is not None), Decimal(0))
 
-    if isinstance(compute, SumOf):
-        return {"sum": total(compute, compute.window)}
-    if isinstance(compute, CountOf):
-        return {
-            "count": Decimal(
-                sum(
-                    1
-                    for e in latest
-                    if _counts(compute, e)
-                    and _in_window(compute.window, indicator, _business_day(e), on)
-                )
+    def count(window: Window | None) -> Decimal:
+        assert isinstance(compute, CountOf)
+        return Decimal(
+            sum(
+                1
+                for e in latest
+                if _counts(compute, e) and _in_window(window, indicator, _business_day(e), on)
             )
-        }
+        )
+
+    cumulative = compute.window in (Window.ALL, Window.SINCE_START)
+    if isinstance(compute, SumOf):
+        parts = {"sum": total(compute, compute.window)}
+        return {**parts, "recent": total(compute, None)} if cumulative else parts
+    if isinstance(compute, CountOf):
+        parts = {"count": count(compute.window)}
+        return {**parts, "recent": count(None)} if cumulative else parts
     if isinstance(compute, ShareOf):
         return {
             "numerator": total(compute.numerator, compute.window),
@@ -243,6 +261,21 @@ def _components(indicator: Indicator, latest: Sequence[AnyEvent], on: date) -> d
             Decimal(0),
         ),
     }
+
+
+def _projection(
+    indicator: Indicator, value: Decimal, recent: Decimal, on: date
+) -> tuple[Decimal, date | None]:
+    """The issue's definition: the pace is the gain over the pace window per day; at that pace,
+    the value at the end of the deadline day, and the first day it reaches the target."""
+    first = max(on - indicator.pace_window + timedelta(days=1), indicator.start)
+    pace = recent / ((on - first).days + 1)
+    projected = value + pace * max(0, (indicator.deadline - on).days)
+    if value >= indicator.target:
+        return projected, on
+    if pace <= 0:
+        return projected, None
+    return projected, on + timedelta(days=math.ceil((indicator.target - value) / pace))
 
 
 def _value(compute: Any, parts: dict[str, Decimal]) -> Decimal | None:
@@ -304,12 +337,20 @@ def reference_fold(messages: Iterable[Upstream], roadmap: RoadmapFile) -> Expect
     at = max(e.occurred_at for e in latest.values())
     entities = list(latest.values())
     components = {i.id: _components(i, entities, at.date()) for i in roadmap.indicators}
+    values = {i.id: _value(i.compute, components[i.id]) for i in roadmap.indicators}
     expected = Expected(
         evaluated_at=at,
-        values={i.id: _value(i.compute, components[i.id]) for i in roadmap.indicators},
+        values=values,
         components=components,
         last_event=last_event,
         accepted=len({e.event_id for e in events}),
+        projections={
+            i.id: _projection(i, value, components[i.id]["recent"], at.date())
+            for i in roadmap.indicators
+            if "recent" in components[i.id]
+            and (value := values[i.id]) is not None
+            and at.date() >= i.start
+        },
     )
     _breakdowns(expected, entities)
     return expected
@@ -612,6 +653,8 @@ SERIES = (
     "roadmap_indicator_value",
     "roadmap_indicator_component",
     "roadmap_indicator_last_event_timestamp_seconds",
+    "roadmap_indicator_projected",
+    "roadmap_indicator_projected_completion_timestamp_seconds",
     "roadmap_freight_shipments",
     "roadmap_freight_tonnes",
     "roadmap_freight_value_usd",

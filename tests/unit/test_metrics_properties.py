@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import reduce
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.events import HiringReportEvent, ProjectMilestoneEvent, TradeShipmentEvent
+from contracts.events import (
+    HiringReport,
+    HiringReportEvent,
+    ProjectMilestoneEvent,
+    TradeShipmentEvent,
+)
 from contracts.keys import AnyEvent
 from services.metrics.fold import Applied, PartitionState, apply, fold, jobs_by_sector
 from services.metrics.plan import RoadmapPlan
@@ -171,23 +176,30 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
     def ytd(year: int) -> tuple[date, date]:
         return date(year, 1, 1), _same_day(on, year)
 
-    jobs = Decimal(
-        sum(
-            r.jobs_created
-            for r in reports
-            if START <= date(int(r.period[:4]), int(r.period[5:]), 1) <= on
-        )
-    )
+    # The pace window of the cumulative indicators: the last 180 days, none before the start.
+    pace_from = max(on - timedelta(days=179), START)
+
+    def recent(day: date) -> bool:
+        return pace_from <= day <= on
+
+    def month(report: HiringReport) -> date:
+        return date(int(report.period[:4]), int(report.period[5:]), 1)
+
+    jobs = Decimal(sum(r.jobs_created for r in reports if START <= month(r) <= on))
+    jobs_recent = Decimal(sum(r.jobs_created for r in reports if recent(month(r))))
     live = [p for p in projects if p.stage.value != "cancelled"]
     count = Decimal(len(live))
+    count_recent = Decimal(sum(1 for p in live if recent(p.reached_on)))
     worth = sum((p.investment_usd for p in live), Decimal(0))
-    ventures = Decimal(
-        sum(1 for p in projects if p.joint_venture and p.stage.value == "operational")
-    )
+    worth_recent = sum((p.investment_usd for p in live if recent(p.reached_on)), Decimal(0))
+    ventures_all = [p for p in projects if p.joint_venture and p.stage.value == "operational"]
+    ventures = Decimal(len(ventures_all))
+    ventures_recent = Decimal(sum(1 for p in ventures_all if recent(p.reached_on)))
     road = [
         s for s in ships if s.mode.value == "road" and {s.origin, s.destination} == {"KZ", "BY"}
     ]
     road_tonnes = sum((s.tonnes for s in road if START <= s.shipped_on <= on), Decimal(0))
+    road_recent = sum((s.tonnes for s in road if recent(s.shipped_on)), Decimal(0))
     this_year, last_year = ytd(on.year), ytd(on.year - 1)
     current = sum(
         (s.tonnes for s in road if this_year[0] <= s.shipped_on <= this_year[1]), Decimal(0)
@@ -207,11 +219,11 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
         (s.value_usd or Decimal(0) for s in exports if s.commodity == "wheat_flour"), Decimal(0)
     )
     return {
-        "jobs_created": (jobs, {"sum": jobs}),
-        "industrial_projects": (count, {"count": count}),
-        "industrial_projects_value_usd": (worth, {"sum": worth}),
-        "joint_ventures_operational": (ventures, {"count": ventures}),
-        "road_freight_tonnes": (road_tonnes, {"sum": road_tonnes}),
+        "jobs_created": (jobs, {"sum": jobs, "recent": jobs_recent}),
+        "industrial_projects": (count, {"count": count, "recent": count_recent}),
+        "industrial_projects_value_usd": (worth, {"sum": worth, "recent": worth_recent}),
+        "joint_ventures_operational": (ventures, {"count": ventures, "recent": ventures_recent}),
+        "road_freight_tonnes": (road_tonnes, {"sum": road_tonnes, "recent": road_recent}),
         "road_freight_growth_ratio": (
             current / previous - 1 if previous else None,
             {"current": current, "previous": previous},
@@ -397,4 +409,8 @@ def test_project_counts_add_across_partitions() -> None:
     worth = read(PLAN.indicator("industrial_projects_value_usd"), {0: s0, 1: s1}, AT)
     assert count.value == Decimal(3)
     assert worth.value == Decimal(12)
-    assert count.partition_components == {0: {"count": Decimal(2)}, 1: {"count": Decimal(1)}}
+    # Reached on 2025-03-01, before the pace window (the 180 days up to 2026-02-20).
+    assert count.partition_components == {
+        0: {"count": Decimal(2), "recent": Decimal(0)},
+        1: {"count": Decimal(1), "recent": Decimal(0)},
+    }

@@ -153,10 +153,13 @@ def test_snapshot_carries_the_reading_and_partitions(plan: RoadmapPlan) -> None:
     assert snapshot.value == Decimal(12)
     assert snapshot.target == Decimal(1800)
     assert snapshot.expected == got.expected
-    assert snapshot.components == {"sum": Decimal(12)}
+    assert snapshot.components == {"sum": Decimal(12), "recent": Decimal(12)}
     assert snapshot.partitions == [0, 2]
     assert snapshot.partition_count == 6
-    assert snapshot.partition_components == {0: {"sum": Decimal(5)}, 2: {"sum": Decimal(7)}}
+    assert snapshot.partition_components == {
+        0: {"sum": Decimal(5), "recent": Decimal(5)},
+        2: {"sum": Decimal(7), "recent": Decimal(7)},
+    }
     assert snapshot.evaluated_at == AT
     assert snapshot.last_event_at == utc(2025, 4, 2, 8)
 
