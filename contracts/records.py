@@ -112,6 +112,7 @@ NOTIFIED_STATES = frozenset({AlertState.FIRING, AlertState.RESOLVED})
 
 class AlertName(StrEnum):
     TARGET_BEHIND = "RoadmapTargetBehind"
+    TARGET_AT_RISK = "RoadmapTargetAtRisk"
     DEADLINE_MISSED = "RoadmapDeadlineMissed"
     INDICATOR_STALE = "RoadmapIndicatorStale"
     PIPELINE_REJECTING = "RoadmapPipelineRejecting"

@@ -3,8 +3,9 @@
 Metrics replicas each publish snapshots for the canonical partitions they own, with the
 components of every partition. For each partition the freshest snapshot that covers it is
 used; the components are added over partitions and the value is taken from the sums, so
-replicas add up exactly and a ratio is never averaged. Until every partition is covered the
-value is unknown: a partial sum would look like a shortfall.
+replicas add up exactly and a ratio is never averaged; so is the projection, from the summed
+``recent`` components. Until every partition is covered the value is unknown: a partial sum
+would look like a shortfall.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NamedTuple
 from contracts.records import KpiSnapshot
 from contracts.roadmap.components import COMPONENTS, indicator_value
 from contracts.roadmap.model import RoadmapFile
+from contracts.roadmap.projection import PACE_COMPONENT, Projection, is_projected, project
 
 
 class IndicatorView(NamedTuple):
@@ -29,6 +31,9 @@ class IndicatorView(NamedTuple):
     """When the freshest snapshot was computed (None: no snapshot yet)."""
     covered: int
     partition_count: int
+    projection: Projection | None = None
+    """From the summed ``recent`` components, on the freshest evaluation's day (cumulative
+    indicators with a value only)."""
 
 
 @dataclass
@@ -94,7 +99,14 @@ class IndicatorBoard:
             for name in names
         ]
         value = indicator_value(indicator.compute.aggregation, totals)
-        return IndicatorView(value, last_event, evaluated, len(covered), count)
+        projection = None
+        recent = [_component_or_none(freshest[p].snapshot, p, PACE_COMPONENT) for p in covered]
+        # A snapshot from before projections carries no pace: no projection rather than a
+        # pace of zero, which would look like a target at risk.
+        if value is not None and is_projected(indicator) and None not in recent:
+            total = sum((r for r in recent if r is not None), Decimal(0))
+            projection = project(indicator, value, total, evaluated.date())
+        return IndicatorView(value, last_event, evaluated, len(covered), count, projection)
 
     def views(self) -> dict[str, IndicatorView]:
         return {i.id: self.view(i.id) for i in self.roadmap.indicators}
@@ -106,7 +118,12 @@ def _newer(candidate: _Latest, held: _Latest) -> bool:
 
 
 def _component(snapshot: KpiSnapshot, partition: int, name: str) -> Decimal:
+    found = _component_or_none(snapshot, partition, name)
+    return Decimal(0) if found is None else found
+
+
+def _component_or_none(snapshot: KpiSnapshot, partition: int, name: str) -> Decimal | None:
     parts = snapshot.partition_components.get(partition)
     if parts is None:  # a snapshot over one partition may carry only the totals
         parts = snapshot.components if snapshot.partitions == [partition] else {}
-    return parts.get(name, Decimal(0))
+    return parts.get(name)

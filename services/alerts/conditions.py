@@ -2,6 +2,8 @@
 
 Per indicator, from its current view and its trajectory (DESIGN sections 4 and 6):
 - ``RoadmapTargetBehind``: before the deadline, ``actual < expected * (1 - tolerance)``;
+- ``RoadmapTargetAtRisk`` (a warning): before the deadline, not behind, but the value projected
+  at the deadline at the recent pace is short of ``target * (1 - tolerance)``;
 - ``RoadmapDeadlineMissed``: after the deadline, the same test against the target;
 - ``RoadmapIndicatorStale``: no event newer than ``freshness`` (counting from the start when
   no data ever came).
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, NamedTuple
 
 from contracts.keys import alert_key
 from contracts.records import AlertName
-from contracts.roadmap.model import Indicator, RoadmapFile
+from contracts.roadmap.model import Indicator, RoadmapFile, Severity
+from contracts.roadmap.projection import Projection, is_at_risk
 from contracts.roadmap.trajectory import TargetTrajectory
 from services.alerts.alerts_file import PipelineRule, StallRule
 from services.alerts.board import IndicatorView
@@ -137,29 +141,71 @@ def indicator_conditions(
                 )
             )
         return found
-    if trajectory.is_behind(actual, at):
-        expected = trajectory.expected(at)
-        gap = expected - actual
-        found.append(
-            Condition(
-                AlertName.TARGET_BEHIND,
-                _labels(AlertName.TARGET_BEHIND, roadmap, indicator),
-                {
-                    "summary": (
-                        f"{title}: {difference(gap, unit)} behind the trajectory "
-                        f"({percent(gap, expected)})"
-                    ),
-                    "description": (
-                        f"{title}: {amount(actual, unit)} of {with_unit(indicator.target, unit)} "
-                        f"({progress}); expected {amount(expected, unit)} by now on the "
-                        f"{trajectory_name(indicator)} to {indicator.deadline.isoformat()}; "
-                        f"{difference(gap, unit)} behind ({percent(gap, expected)})."
-                    ),
-                    **_figures(indicator, actual, expected, gap),
-                },
-            )
+    if not trajectory.is_behind(actual, at):
+        if view.projection is not None and is_at_risk(indicator, view.projection):
+            found.append(_at_risk(roadmap, indicator, actual, view.projection, at))
+        return found
+    expected = trajectory.expected(at)
+    gap = expected - actual
+    found.append(
+        Condition(
+            AlertName.TARGET_BEHIND,
+            _labels(AlertName.TARGET_BEHIND, roadmap, indicator),
+            {
+                "summary": (
+                    f"{title}: {difference(gap, unit)} behind the trajectory "
+                    f"({percent(gap, expected)})"
+                ),
+                "description": (
+                    f"{title}: {amount(actual, unit)} of {with_unit(indicator.target, unit)} "
+                    f"({progress}); expected {amount(expected, unit)} by now on the "
+                    f"{trajectory_name(indicator)} to {indicator.deadline.isoformat()}; "
+                    f"{difference(gap, unit)} behind ({percent(gap, expected)})."
+                ),
+                **_figures(indicator, actual, expected, gap),
+            },
         )
+    )
     return found
+
+
+def _at_risk(
+    roadmap: str, indicator: Indicator, actual: Decimal, projection: Projection, at: datetime
+) -> Condition:
+    """``RoadmapTargetAtRisk`` (always a warning): on the trajectory today, short at the end."""
+    unit, title, target = indicator.unit, indicator.title, indicator.target
+    gap = target - projection.projected
+    reached = (
+        f"it would reach the target on {projection.reached_on.isoformat()}"
+        if projection.reached_on is not None
+        else "at this pace it would never reach the target"
+    )
+    labels = _labels(AlertName.TARGET_AT_RISK, roadmap, indicator)
+    labels["severity"] = Severity.WARNING.value
+    expected = TargetTrajectory(indicator).expected(at)
+    return Condition(
+        AlertName.TARGET_AT_RISK,
+        labels,
+        {
+            "summary": (
+                f"{title}: at risk, {amount(projection.projected, unit)} projected by "
+                f"{indicator.deadline.isoformat()} against {with_unit(target, unit)}"
+            ),
+            "description": (
+                f"{title}: {amount(actual, unit)} of {with_unit(target, unit)} "
+                f"({percent(actual, target)}), not behind its trajectory yet. At the pace of the "
+                f"last {duration(indicator.pace_window)} ({amount(projection.pace_per_day, unit)} "
+                f"a day) it would be {amount(projection.projected, unit)} by the deadline "
+                f"{indicator.deadline.isoformat()}, {difference(gap, unit)} short "
+                f"({percent(gap, target)}); {reached}."
+            ),
+            **_figures(indicator, actual, expected, gap),
+            "projected": str(projection.projected),
+            "projected_completion_on": (
+                projection.reached_on.isoformat() if projection.reached_on else ""
+            ),
+        },
+    )
 
 
 def pipeline_condition(

@@ -2,7 +2,7 @@
 
 The roadmap file says which indicators exist, their tolerance, deadline, freshness, severity and
 owner; the alerts file says how long a condition must hold (``for``) and the pipeline limit. The
-rules here raise in Prometheus the same five alerts the alerts service raises, with the same
+rules here raise in Prometheus the same six alerts the alerts service raises, with the same
 labels (``alertname``, ``indicator``, ``severity``, ``owner``, ``roadmap``), so either path, or
 both, can feed Alertmanager. They run on Prometheus's clock, the wall clock.
 ``RoadmapPipelineStalled`` comes here from every service's watchdog gauge; the alerts service
@@ -22,7 +22,8 @@ import yaml
 
 from contracts.records import AlertName
 from contracts.roadmap.loader import YamlFileError, load_roadmap
-from contracts.roadmap.model import Indicator, RoadmapFile
+from contracts.roadmap.model import Indicator, RoadmapFile, Severity
+from contracts.roadmap.projection import is_projected
 from services.alerts.alerts_file import AlertsFile, load_alerts_file
 from services.alerts.conditions import PIPELINE_INDICATOR, PROGRESS_INDICATOR
 
@@ -89,6 +90,7 @@ def _indicator_alerts(
                 **runbook,
             },
         },
+        *_at_risk_alert(roadmap, indicator, alerts),
         {
             "alert": AlertName.DEADLINE_MISSED.value,
             "expr": f"{value} < {target} * {floor} and on() vector(time()) >= {deadline}",
@@ -120,6 +122,42 @@ def _indicator_alerts(
                 **runbook,
             },
         },
+    ]
+
+
+def _at_risk_alert(
+    roadmap: RoadmapFile, indicator: Indicator, alerts: AlertsFile
+) -> list[dict[str, Any]]:
+    """``RoadmapTargetAtRisk`` for an indicator that is projected: not behind its trajectory,
+    but its projection at the deadline short of the target less the tolerance. Always a
+    warning."""
+    if not is_projected(indicator):
+        return []
+    value, expected = _series("value", indicator), _series("expected", indicator)
+    projected, target = _series("projected", indicator), _series("target", indicator)
+    floor = f"(1 - {indicator.tolerance})"
+    title = indicator.title.replace("{", "(").replace("}", ")")
+    return [
+        {
+            "alert": AlertName.TARGET_AT_RISK.value,
+            "expr": (
+                f"{projected} < {target} * {floor} and {value} >= {expected} * {floor} "
+                f"and on() vector(time()) < {_deadline_end(indicator)}"
+            ),
+            "for": _duration(alerts.lifecycle.timing(AlertName.TARGET_AT_RISK).for_),
+            "labels": {**_labels(roadmap, indicator), "severity": Severity.WARNING.value},
+            "annotations": {
+                "summary": f"{title}: at risk of missing its target",
+                "description": (
+                    f"{title}: {{{{ $value | humanize }}}} {indicator.unit} projected by "
+                    f"{indicator.deadline} at the pace of the last "
+                    f"{_duration(indicator.pace_window)}, short of the target "
+                    f"{indicator.target} less its {indicator.tolerance} tolerance; not behind "
+                    "its trajectory yet."
+                ),
+                "runbook_url": indicator.runbook,
+            },
+        }
     ]
 
 

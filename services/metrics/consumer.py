@@ -146,7 +146,6 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Decode and fold every record of the batch into its partition's state."""
         records = batch_records(message.raw_message)
         started = time.perf_counter()
-        self.replaying()  # settles each replay target once a fetch has told its high-water mark
         tally: Tally[tuple[str, str]] = Tally()  # (event type, outcome): both StrEnum members
         timestamps: list[int] = []
         states, positions, replay_to = self.states, self._positions, self._replay_to

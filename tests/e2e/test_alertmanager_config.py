@@ -1,6 +1,7 @@
 """The shipped Alertmanager configuration (deploy/alertmanager/alertmanager.yml), checked by
-Alertmanager's own tools and by a real Alertmanager: routing by severity and owner, and
-``RoadmapDeadlineMissed`` inhibiting ``RoadmapTargetBehind`` for the same indicator.
+Alertmanager's own tools and by a real Alertmanager: routing by severity and owner,
+``RoadmapDeadlineMissed`` inhibiting ``RoadmapTargetBehind`` and ``RoadmapTargetBehind``
+inhibiting ``RoadmapTargetAtRisk`` for the same indicator.
 
 Only the receivers' webhook URLs are changed by the test (to a loopback receiver)."""
 
@@ -33,12 +34,12 @@ def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_amtool_accepts_the_configuration() -> None:
-    """``amtool check-config`` passes: a route tree, 1 inhibition, 6 receivers."""
+    """``amtool check-config`` passes: a route tree, 2 inhibitions, 6 receivers."""
     result = _amtool("check-config", str(CONFIG))
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert " - 1 inhibit rules" in result.stdout
+    assert " - 2 inhibit rules" in result.stdout
 
 
 def test_routes_go_to_the_owner_and_critical_also_to_on_call() -> None:
@@ -59,11 +60,17 @@ def test_routes_go_to_the_owner_and_critical_also_to_on_call() -> None:
         assert result.stdout.strip() == expected, (labels, result.stdout)
 
 
-def _record(alertname: AlertName, at: datetime) -> AlertTransition:
+def _record(
+    alertname: AlertName,
+    at: datetime,
+    *,
+    indicator: str = "jobs_created",
+    severity: str = "warning",
+) -> AlertTransition:
     labels = {
         "alertname": alertname.value,
-        "indicator": "jobs_created",
-        "severity": "warning",
+        "indicator": indicator,
+        "severity": severity,
         "owner": "industry-office",
         "roadmap": "kz-by-2025-2029",
     }
@@ -71,11 +78,11 @@ def _record(alertname: AlertName, at: datetime) -> AlertTransition:
         alertname=alertname,
         state=AlertState.FIRING,
         labels=labels,
-        annotations={"summary": f"{alertname.value} for jobs_created"},
+        annotations={"summary": f"{alertname.value} for {indicator}"},
         since=at,
         started_at=at,
         at=at,
-        dedup_key=f"e2e-{alertname.value}",
+        dedup_key=f"e2e-{alertname.value}-{indicator}",
     )
 
 
@@ -128,3 +135,44 @@ async def test_deadline_missed_inhibits_target_behind_for_the_same_indicator(
     assert [r["name"] for r in missed["receivers"]] == ["industry-office"]
     assert behind["status"]["state"] == "suppressed"
     assert behind["status"]["inhibitedBy"] == [missed["fingerprint"]]
+
+
+async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_path: Path) -> None:
+    """jobs_created behind (critical here) and at risk (a warning): the early warning is
+    suppressed by the alert that says more, whatever their severities; industrial_projects at
+    risk, with nothing behind, stays active and reaches its owner."""
+    receiver = RecordingReceiver()
+    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    for entry in config["receivers"]:
+        for hook in entry.get("webhook_configs", []):
+            hook["url"] = f"{receiver.url}/{entry['name']}"
+    now = datetime.now(UTC)
+    records = [
+        _record(AlertName.TARGET_BEHIND, now, severity="critical"),
+        _record(AlertName.TARGET_AT_RISK, now),
+        _record(AlertName.TARGET_AT_RISK, now, indicator="industrial_projects"),
+    ]
+    alerts = [
+        alert
+        for record in records
+        for alert in alertmanager_alerts(
+            record,
+            generator_url="http://127.0.0.1:8003/v1/alerts",
+            repeat_interval=timedelta(minutes=1),
+        )
+    ]
+    async with receiver.running():
+        with running_alertmanager(config, tmp_path / "alertmanager") as alertmanager:
+            async with httpx.AsyncClient(base_url=alertmanager.url, timeout=5) as client:
+                posted = await client.post("/api/v2/alerts", json=alerts)
+            assert posted.status_code == 200, posted.text
+            listed = await _wait_for(alertmanager.url, 3)
+    by_key = {(a["labels"]["alertname"], a["labels"]["indicator"]): a for a in listed}
+    behind = by_key["RoadmapTargetBehind", "jobs_created"]
+    at_risk = by_key["RoadmapTargetAtRisk", "jobs_created"]
+    other = by_key["RoadmapTargetAtRisk", "industrial_projects"]
+    assert behind["status"]["state"] == "active"
+    assert at_risk["status"]["state"] == "suppressed"
+    assert at_risk["status"]["inhibitedBy"] == [behind["fingerprint"]]
+    assert other["status"]["state"] == "active"
+    assert [r["name"] for r in other["receivers"]] == ["industry-office"]

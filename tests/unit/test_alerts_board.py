@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -157,3 +158,31 @@ def test_newest_evaluation_is_the_latest_over_indicators(board: IndicatorBoard) 
     board.add(snapshot(JOBS, {0: {"sum": 1}}, count=1, evaluated_at=T3))
     board.add(snapshot(PROJECTS, {0: {"count": 1}}, count=1, evaluated_at=T1))
     assert board.newest_evaluation == T3
+
+
+def test_the_projection_is_made_from_the_summed_recent_components(board: IndicatorBoard) -> None:
+    """jobs_created (0 to 1,800 by 2029-12-31, pace over 180 days) on 2026-03-01: 300 + 400
+    now, and 60 + 30 in the last 180 days, 0.5 a day. 1,401 days to the deadline: 700 + 700.5
+    = 1,400.5. The 1,100 missing take 2,200 days."""
+    board.add(snapshot(JOBS, {0: {"sum": 300, "recent": 60}}, count=2, evaluated_at=T1))
+    board.add(snapshot(JOBS, {1: {"sum": 400, "recent": 30}}, count=2, evaluated_at=T2))
+    projection = board.view(JOBS).projection
+    assert projection is not None
+    assert projection.pace_per_day == Decimal("0.5")
+    assert projection.projected == Decimal("1400.5")
+    assert projection.reached_on == T2.date() + timedelta(days=2200)
+
+
+def test_a_snapshot_without_a_pace_gives_no_projection(board: IndicatorBoard) -> None:
+    """A replica of a version before projections sends no 'recent': no projection, rather than
+    a pace of zero that would put the target at risk."""
+    board.add(snapshot(JOBS, {0: {"sum": 300, "recent": 60}}, count=2, evaluated_at=T1))
+    board.add(snapshot(JOBS, {1: {"sum": 400}}, count=2, evaluated_at=T2))
+    assert board.view(JOBS).value == Decimal(700)
+    assert board.view(JOBS).projection is None
+
+
+def test_ratios_are_not_projected(board: IndicatorBoard) -> None:
+    board.add(snapshot(FLOUR, {0: {"numerator": 1, "denominator": 10}}, count=1, evaluated_at=T1))
+    assert board.view(FLOUR).value == Decimal("0.1")
+    assert board.view(FLOUR).projection is None

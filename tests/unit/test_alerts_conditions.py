@@ -14,6 +14,8 @@ import pytest
 
 from contracts.records import AlertName
 from contracts.roadmap import RoadmapFile
+from contracts.roadmap.model import Severity
+from contracts.roadmap.projection import project
 from services.alerts.alerts_file import PipelineRule
 from services.alerts.board import IndicatorView
 from services.alerts.conditions import (
@@ -398,3 +400,76 @@ def test_duration(span: timedelta, text: str) -> None:
 def test_moment() -> None:
     """Minutes, UTC."""
     assert moment(utc(2027, 3, 1, 10, 0, 59)) == "2027-03-01 10:00 UTC"
+
+
+# -- RoadmapTargetAtRisk -----------------------------------------------------------------------
+# At R0 (2028-10-01), 456 days are left to 2029-12-31; the target less its tolerance is 1,620.
+
+
+def _projected(roadmap: RoadmapFile, value: int, recent: int, at: datetime = R0) -> list[Condition]:
+    indicator = roadmap.indicator(JOBS)
+    projection = project(indicator, Decimal(value), Decimal(recent), at.date())
+    view = IndicatorView(Decimal(value), at - timedelta(days=1), at, 1, 1, projection)
+    return indicator_conditions(ROADMAP_ID, indicator, view, at)
+
+
+def test_at_risk_when_on_the_trajectory_but_the_pace_falls_short(roadmap: RoadmapFile) -> None:
+    """1,300 (above the 1,215 bound: not behind) gaining 90 in 180 days, 0.5 a day: 1,300 +
+    228 = 1,528 by the deadline, 272 short of 1,800 (15%); the 500 missing take 1,000 days."""
+    (found,) = _projected(roadmap, 1300, 90)
+    assert found.alertname is AlertName.TARGET_AT_RISK
+    assert found.labels == {
+        "alertname": "RoadmapTargetAtRisk",
+        "indicator": "jobs_created",
+        "severity": "warning",
+        "owner": "industry-office",
+        "roadmap": ROADMAP_ID,
+    }
+    notes = found.annotations
+    assert notes["summary"] == f"{TITLE}: at risk, 1,528 projected by 2029-12-31 against 1,800 jobs"
+    assert notes["description"] == (
+        f"{TITLE}: 1,300 of 1,800 jobs (72%), not behind its trajectory yet. At the pace of the "
+        "last 180 days (0.5 a day) it would be 1,528 by the deadline 2029-12-31, 272 short "
+        "(15%); it would reach the target on 2031-06-28."
+    )
+    assert (notes["projected"], notes["projected_completion_on"]) == ("1528.0", "2031-06-28")
+    assert (notes["actual"], notes["shortfall"]) == ("1300", "272.0")
+
+
+def test_on_track_when_the_pace_carries_it_within_the_tolerance(roadmap: RoadmapFile) -> None:
+    """1,300 gaining 144 in 180 days (0.8 a day): 1,300 + 364.8 = 1,664.8, above 1,620."""
+    assert _projected(roadmap, 1300, 144) == []
+
+
+def test_a_pace_of_zero_says_the_target_is_never_reached(roadmap: RoadmapFile) -> None:
+    (found,) = _projected(roadmap, 1300, 0)
+    assert found.annotations["description"].endswith(
+        "at this pace it would never reach the target."
+    )
+    assert found.annotations["projected_completion_on"] == ""
+
+
+def test_behind_is_said_instead_of_at_risk(roadmap: RoadmapFile) -> None:
+    """1,120 is behind (below 1,215); its projection is short too, but one alert says it."""
+    assert _names(_projected(roadmap, 1120, 0)) == [AlertName.TARGET_BEHIND]
+
+
+def test_no_risk_is_raised_after_the_deadline(roadmap: RoadmapFile) -> None:
+    """After the deadline the target is met or missed: RoadmapDeadlineMissed, never at risk."""
+    assert _names(_projected(roadmap, 1700, 0, ENDS + timedelta(days=1))) == []
+    assert _names(_projected(roadmap, 1500, 0, ENDS + timedelta(days=1))) == [
+        AlertName.DEADLINE_MISSED
+    ]
+
+
+def test_at_risk_is_a_warning_whatever_the_indicator_s_severity() -> None:
+    roadmap = jobs_roadmap()
+    critical = roadmap.model_copy(
+        update={
+            "indicators": [
+                roadmap.indicator(JOBS).model_copy(update={"severity": Severity.CRITICAL})
+            ]
+        }
+    )
+    (found,) = _projected(critical, 1300, 90)
+    assert found.labels["severity"] == "warning"
