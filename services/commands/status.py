@@ -1,7 +1,8 @@
 """``roadmap-monitor status``: the roadmap's scorecard in the terminal.
 
-Read from the running services: every indicator's actual, expected and target from the metrics
-service's ``/metrics``, and the open alerts from the alerts service's ``/v1/alerts``.
+Read from the running services: every indicator's actual, expected, target, projection at the
+deadline and outlook (on track, at risk, behind) from the metrics service's ``/metrics``, and
+the open alerts from the alerts service's ``/v1/alerts``.
 """
 
 from __future__ import annotations
@@ -29,23 +30,42 @@ class Row(NamedTuple):
     target: Decimal | None
     progress: Decimal | None
     alerts: str
+    projected: Decimal | None = None
+    outlook: str = ""
+    """``on track``, ``at risk`` or ``behind`` (metrics' ``roadmap_indicator_outlook``)."""
 
 
-def _gauges(text: str) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, str]], float]:
-    """Per indicator: its gauges by short name; its info labels; the evaluation time."""
+class _Scrape(NamedTuple):
+    values: dict[str, dict[str, float]]
+    """Per indicator, its gauges by short name."""
+    info: dict[str, dict[str, str]]
+    outlooks: dict[str, str]
+    evaluated: float
+
+
+def _gauges(text: str) -> _Scrape:
+    """Per indicator: its gauges by short name, its info labels and its outlook; the evaluation
+    time."""
     values: dict[str, dict[str, float]] = defaultdict(dict)
     info: dict[str, dict[str, str]] = {}
+    outlooks: dict[str, str] = {}
     evaluated = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             indicator = sample.labels.get("indicator")
             if sample.name == "roadmap_indicator_info" and indicator:
                 info[indicator] = dict(sample.labels)
-            elif sample.name.startswith("roadmap_indicator_") and indicator:
+            elif sample.name == "roadmap_indicator_outlook" and indicator and sample.value:
+                outlooks[indicator] = sample.labels.get("outlook", "")
+            elif (
+                sample.name.startswith("roadmap_indicator_")
+                and indicator
+                and "outlook" not in sample.labels
+            ):
                 values[indicator][sample.name.removeprefix("roadmap_indicator_")] = sample.value
             elif sample.name == "roadmap_evaluation_timestamp_seconds":
                 evaluated = sample.value
-    return values, info, evaluated
+    return _Scrape(values, info, outlooks, evaluated)
 
 
 def _number(values: dict[str, float], name: str) -> Decimal | None:
@@ -55,7 +75,7 @@ def _number(values: dict[str, float], name: str) -> Decimal | None:
 
 def scorecard(metrics_text: str, alerts: list[dict[str, Any]]) -> tuple[list[Row], float]:
     """The rows of the scorecard, in the roadmap file's order, and the evaluation time."""
-    values, info, evaluated = _gauges(metrics_text)
+    values, info, outlooks, evaluated = _gauges(metrics_text)
     open_alerts: dict[str, list[str]] = defaultdict(list)
     for alert in alerts:
         if alert["state"] in ("pending", "firing"):
@@ -74,6 +94,8 @@ def scorecard(metrics_text: str, alerts: list[dict[str, Any]]) -> tuple[list[Row
                 _number(own, "target"),
                 _number(own, "progress_ratio"),
                 ", ".join(sorted(open_alerts.pop(indicator, []))) or "ok",
+                _number(own, "projected"),
+                outlooks.get(indicator, "").replace("_", " "),
             )
         )
     for indicator, names in sorted(open_alerts.items()):  # e.g. the pipeline alert
@@ -88,7 +110,17 @@ def render(rows: list[Row], evaluated: float) -> str:
     when = (
         datetime.fromtimestamp(evaluated, UTC).strftime("%Y-%m-%d %H:%M UTC") if evaluated else "?"
     )
-    header = ("indicator", "actual", "expected", "target", "progress", "alerts")
+    header = (
+        "indicator",
+        "actual",
+        "expected",
+        "target",
+        "progress",
+        "projected",
+        "outlook",
+        "alerts",
+    )
+    left = {0, 6, 7}  # text columns; the figures are right-aligned
     table = [header] + [
         (
             r.indicator,
@@ -96,6 +128,8 @@ def render(rows: list[Row], evaluated: float) -> str:
             show(r.expected, r.unit),
             show(r.target, r.unit),
             "-" if r.progress is None else f"{r.progress * 100:.0f}%",
+            show(r.projected, r.unit),
+            r.outlook or "-",
             r.alerts,
         )
         for r in rows
@@ -104,7 +138,7 @@ def render(rows: list[Row], evaluated: float) -> str:
     lines = [f"Roadmap scorecard, evaluated at {when}"]
     for number, line in enumerate(table):
         cells = [
-            cell.ljust(widths[i]) if i in (0, 5) else cell.rjust(widths[i])
+            cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
             for i, cell in enumerate(line)
         ]
         lines.append("  ".join(cells).rstrip())

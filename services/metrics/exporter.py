@@ -92,6 +92,12 @@ class RoadmapCollector(Collector):
             "The day the target is reached at that pace, 00:00 UTC (absent while the pace is "
             "zero or negative).",
         )
+        outlook = family(
+            "roadmap_indicator_outlook",
+            "1 for the indicator's outlook now: on_track, at_risk (projected short of the target "
+            "less its tolerance) or behind (its trajectory).",
+            ("indicator", "outlook"),
+        )
         components = family(
             "roadmap_indicator_component",
             "Additive parts of the value (sum across replicas, then take ratios).",
@@ -119,6 +125,8 @@ class RoadmapCollector(Collector):
             )
             if reading.last_event_at is not None:
                 last.add_metric(labels, reading.last_event_at.timestamp())
+            if reading.outlook is not None:
+                outlook.add_metric([indicator.id, reading.outlook.value], 1)
             if reading.projection is not None:
                 projected.add_metric(labels, float(reading.projection.projected))
                 if reading.projection.reached_on is not None:
@@ -143,7 +151,7 @@ class RoadmapCollector(Collector):
         )
         evaluated.add_metric([], at.timestamp())
         yield from (value, target, expected, baseline, progress, tolerance, deadline, start)
-        yield from (last, projected, completion, components, info, evaluated)
+        yield from (last, projected, completion, outlook, components, info, evaluated)
 
     def _breakdowns(self, states: Mapping[int, PartitionState]) -> Iterator[Metric]:
         freight: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])

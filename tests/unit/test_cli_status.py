@@ -45,6 +45,16 @@ METRICS_TEXT = "\n".join(
         'roadmap_indicator_progress_ratio{indicator="jobs_created"} 0.3111111',
         'roadmap_indicator_progress_ratio{indicator="industrial_projects_value_usd"} 1.0',
         'roadmap_indicator_progress_ratio{indicator="road_freight_growth_ratio"} 0.9936842',
+        "# HELP roadmap_indicator_projected The value at the deadline at the recent pace.",
+        "# TYPE roadmap_indicator_projected gauge",
+        'roadmap_indicator_projected{indicator="jobs_created"} 1220.4',
+        'roadmap_indicator_projected{indicator="industrial_projects_value_usd"} 2.9e+08',
+        "# HELP roadmap_indicator_outlook 1 for the indicator's outlook now.",
+        "# TYPE roadmap_indicator_outlook gauge",
+        'roadmap_indicator_outlook{indicator="jobs_created",outlook="behind"} 1.0',
+        'roadmap_indicator_outlook{indicator="industrial_projects_value_usd",outlook="on_track"}'
+        " 1.0",
+        'roadmap_indicator_outlook{indicator="road_freight_growth_ratio",outlook="on_track"} 1.0',
         "# HELP roadmap_indicator_component Additive parts of the value.",
         "# TYPE roadmap_indicator_component gauge",
         'roadmap_indicator_component{component="sum",indicator="jobs_created"} 560.0',
@@ -125,6 +135,8 @@ def test_rows_follow_the_info_series_with_their_figures_and_open_alerts() -> Non
             Decimal(1800),
             Decimal("0.3111111"),
             "firing: TargetBehind",
+            Decimal("1220.4"),
+            "behind",
         ),
         Row(
             "industrial_projects_value_usd",
@@ -135,6 +147,8 @@ def test_rows_follow_the_info_series_with_their_figures_and_open_alerts() -> Non
             Decimal(277_500_000),
             Decimal(1),
             "ok",
+            Decimal(290_000_000),
+            "on track",
         ),
         Row(
             "road_freight_growth_ratio",
@@ -145,6 +159,8 @@ def test_rows_follow_the_info_series_with_their_figures_and_open_alerts() -> Non
             Decimal("0.19"),
             Decimal("0.9936842"),
             "ok",
+            None,  # a ratio is not projected
+            "on track",
         ),
         Row(
             "flour_export_share_ratio",
@@ -172,23 +188,27 @@ def test_rows_follow_the_info_series_with_their_figures_and_open_alerts() -> Non
 def test_rendered_table() -> None:
     """The table: units (jobs grouped, USD in millions, ratios in percent), "-" where unknown.
 
-    Widths: indicator 29 (industrial_projects_value_usd), actual/expected/target 11
-    ("USD 277.5 M"), progress 8 (the header); numbers right-aligned, names and alerts left.
+    Widths: indicator 29 (industrial_projects_value_usd), actual/expected/target/projected 11
+    ("USD 277.5 M"), progress 8 (the header), outlook 8 ("on track"); numbers right-aligned,
+    names, outlooks and alerts left. 1,220.4 jobs show as 1,220.
     """
     rows, evaluated = scorecard(METRICS_TEXT, ALERTS)
     assert render(rows, evaluated) == (
         "Roadmap scorecard, evaluated at 2026-11-15 12:00 UTC\n"
-        "indicator                           actual     expected       target  progress  alerts\n"
+        "indicator                           actual     expected       target  progress"
+        "    projected  outlook   alerts\n"
         "-----------------------------  -----------  -----------  -----------  --------"
-        "  -------------------------\n"
+        "  -----------  --------  -------------------------\n"
         "jobs_created                           560          674        1,800       31%"
-        "  firing: TargetBehind\n"
-        "industrial_projects_value_usd  USD 277.5 M  USD 250.0 M  USD 277.5 M      100%  ok\n"
-        "road_freight_growth_ratio            18.9%        19.0%        19.0%       99%  ok\n"
+        "        1,220  behind    firing: TargetBehind\n"
+        "industrial_projects_value_usd  USD 277.5 M  USD 250.0 M  USD 277.5 M      100%"
+        "  USD 290.0 M  on track  ok\n"
+        "road_freight_growth_ratio            18.9%        19.0%        19.0%       99%"
+        "            -  on track  ok\n"
         "flour_export_share_ratio                 -        10.2%        10.2%         -"
-        "  pending: IndicatorStale\n"
+        "            -  -         pending: IndicatorStale\n"
         "ingest_dlq_ratio                         -            -            -         -"
-        "  firing: PipelineRejecting\n"
+        "            -  -         firing: PipelineRejecting\n"
     )
 
 
@@ -261,8 +281,8 @@ def test_empty_metrics_text_gives_no_rows_and_an_unknown_time() -> None:
     assert (rows, evaluated) == ([], 0.0)
     assert render(rows, evaluated) == (
         "Roadmap scorecard, evaluated at ?\n"
-        "indicator  actual  expected  target  progress  alerts\n"
-        "---------  ------  --------  ------  --------  ------\n"
+        "indicator  actual  expected  target  progress  projected  outlook  alerts\n"
+        "---------  ------  --------  ------  --------  ---------  -------  ------\n"
     )
 
 
@@ -273,8 +293,8 @@ def test_small_amounts_keep_one_decimal_and_usd_below_a_million_is_grouped() -> 
         Row("b", "B", "USD", Decimal("950000"), Decimal("1000000"), Decimal("2e6"), None, "ok"),
     ]
     lines = render(rows, EVALUATED).splitlines()
-    # Widths: indicator 9 (header), actual 11, expected 9, target 9, progress 8.
-    assert (
-        lines[3] == "a" + " " * 17 + "12.3" + " " * 9 + "12" + " " * 6 + "1,500" + " " * 9 + "-  ok"
-    )
-    assert lines[4] == "b          USD 950,000  USD 1.0 M  USD 2.0 M         -  ok"
+    # Widths: indicator 9 (header), actual 11, expected 9, target 9, progress 8, projected 9,
+    # outlook 7 (the headers); no projection or outlook: "-".
+    rest = "         -  " + "        -  -        ok"
+    assert lines[3] == "a" + " " * 17 + "12.3" + " " * 9 + "12" + " " * 6 + "1,500" + rest
+    assert lines[4] == "b          USD 950,000  USD 1.0 M  USD 2.0 M" + rest

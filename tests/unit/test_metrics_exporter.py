@@ -7,7 +7,7 @@ days), so a linear indicator's expected value is the middle of its baseline and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -304,3 +304,39 @@ def test_collector_reads_the_live_state_at_each_scrape(plan: RoadmapPlan) -> Non
     assert _indicator(registry, "roadmap_indicator_value", "jobs_created") == 0.0
     apply(states[0], hiring("h-1", "P-1", "2025-03", 12))
     assert _indicator(registry, "roadmap_indicator_value", "jobs_created") == 12.0
+
+
+def test_projection_and_outlook_series(registry: CollectorRegistry) -> None:
+    """On 2027-07-03 the 180-day pace window runs from 2027-01-05; 912 days are left to
+    2029-12-31. Road freight gained its 10 t in the window: 10 + 10 / 180 * 912 = 60.67 t, and
+    3,004,000 t would take 54,071,820 days at that pace (past the calendar: no completion).
+    Jobs gained nothing in the window (the reports are of 2025): projected 450, never reached.
+    Both are behind their trajectories; the flour share (1.0 against 0.102) is on track and,
+    as a ratio, not projected."""
+    road = _indicator(registry, "roadmap_indicator_projected", "road_freight_tonnes")
+    assert road == pytest.approx(10 + 10 / 180 * 912, rel=1e-12)
+    assert _indicator(registry, "roadmap_indicator_projected", "jobs_created") == 450.0
+    assert _indicator(registry, "roadmap_indicator_projected", "flour_export_share_ratio") is None
+    completion = "roadmap_indicator_projected_completion_timestamp_seconds"
+    assert _indicator(registry, completion, "jobs_created") is None
+    assert _indicator(registry, completion, "road_freight_tonnes") is None
+    outlooks = {
+        sample.labels["indicator"]: sample.labels["outlook"]
+        for metric in registry.collect()
+        if metric.name == "roadmap_indicator_outlook"
+        for sample in metric.samples
+    }
+    assert outlooks["road_freight_tonnes"] == "behind"
+    assert outlooks["jobs_created"] == "behind"
+    assert outlooks["flour_export_share_ratio"] == "on_track"
+
+
+def test_a_pace_that_reaches_the_target_gives_its_day(plan: RoadmapPlan) -> None:
+    """One live project reached on 2027-06-01, within the window: pace 1/180 a day; 13 more
+    projects take 13 * 180 = 2,340 days from 2027-07-03: 2033-11-28, 00:00 UTC."""
+    states = {0: state_of(plan, [milestone("m-1", "P-1", stage="agreed", reached_on="2027-06-01")])}
+    registry = _registry(plan, states)
+    completion = "roadmap_indicator_projected_completion_timestamp_seconds"
+    assert _indicator(registry, completion, "industrial_projects") == (
+        datetime(2033, 11, 28, tzinfo=UTC).timestamp()
+    )
