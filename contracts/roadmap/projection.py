@@ -10,11 +10,16 @@ as the value, so each partition's share adds up across replicas exactly as the v
 - the target is *reached on* the first day the pace carries the value to it (the evaluation day
   when it is already reached; none while the pace is zero or negative).
 
-Only cumulative indicators are projected: a ``sum`` or a ``count`` over ``all`` or
-``since_start``. A share is a ratio of two sums and a year-on-year growth a ratio of two years:
-neither moves toward its target at a rate that adds up over partitions or days, and a
-``year_to_date`` sum starts again every January. For those ``project`` gives None, and their
-outlook is only on track or behind.
+Only cumulative flows are projected: a ``sum`` or a ``count`` over ``all`` or ``since_start``
+of shipments or hiring reports, whose business date (``shipped_on``, the report's month) is the
+day the amount happened. Left out, with ``project`` giving None and an outlook of only on track
+or behind:
+- a share (a ratio of two sums) and a year-on-year growth (a ratio of two years): neither moves
+  toward its target at a rate that adds up over partitions or days;
+- a ``year_to_date`` sum, which starts again every January;
+- a count or sum of projects: a stock, where each project counts on the date of its latest
+  milestone, so a project re-confirmed last week would count as recent growth although it was
+  signed years ago.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from datetime import date, timedelta
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 
-from contracts.roadmap.model import Indicator, Window
+from contracts.events import EventType
+from contracts.roadmap.model import CountOf, Indicator, SumOf, Window
 
 PACE_COMPONENT = "recent"
 """The additive component a projection is made from: the sum over the pace window."""
 
 PROJECTED_WINDOWS = frozenset({Window.ALL, Window.SINCE_START})
+FLOWS = frozenset({EventType.TRADE_SHIPMENT, EventType.HIRING_REPORT})
+"""Event types whose business date is when their amount happened (not a state's latest date)."""
 
 
 class Outlook(StrEnum):
@@ -52,9 +60,14 @@ class Projection:
 
 
 def is_projected(indicator: Indicator) -> bool:
-    """True for the cumulative indicators: a sum or a count over ``all`` or ``since_start``."""
+    """True for the cumulative flows: a sum or a count of shipments or hiring reports over
+    ``all`` or ``since_start``."""
     compute = indicator.compute
-    return compute.aggregation in ("sum", "count") and compute.window in PROJECTED_WINDOWS
+    return (
+        isinstance(compute, SumOf | CountOf)
+        and compute.window in PROJECTED_WINDOWS
+        and compute.event_type in FLOWS
+    )
 
 
 def pace_days(indicator: Indicator, on: date) -> tuple[int, int] | None:

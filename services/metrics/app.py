@@ -17,6 +17,7 @@ from services.common.watchdog import ConsumerGauges
 from services.metrics.consumer import CanonicalConsumer
 from services.metrics.exporter import RoadmapCollector
 from services.metrics.fold import PartitionState
+from services.metrics.http_api import history_route
 from services.metrics.kpi_publisher import KpiPublisher
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import compile_roadmap
@@ -89,7 +90,7 @@ def create_app(
             "state": consumer.readiness,
             "progress": consumer.watchdog.readiness,
         },
-        routes=[],
+        routes=[history_route(plan, consumer, evaluation_time)],
     )
     return ServiceApp(
         name=SERVICE,

@@ -84,8 +84,8 @@ class RoadmapCollector(Collector):
         )
         projected = family(
             "roadmap_indicator_projected",
-            "The value at the deadline at the pace of the last pace_window days (sums and "
-            "counts only).",
+            "The value at the deadline at the pace of the last pace_window days (the projected "
+            "flows: sums and counts of shipments or hiring reports).",
         )
         completion = family(
             "roadmap_indicator_projected_completion_timestamp_seconds",

@@ -82,9 +82,11 @@ def year_to_date(on: date, *, years_back: int = 0) -> tuple[int, int]:
     return date(year, 1, 1).toordinal(), _same_day(on, year).toordinal()
 
 
-def window_days(window: Window, indicator: Indicator, on: date) -> DayRange:
+def window_days(window: Window, indicator: Indicator, on: date, *, as_of: bool = False) -> DayRange:
+    """The business days ``window`` covers on ``on``; with ``as_of``, ``all`` stops at ``on``
+    too (the value as it stood at the end of that day, for history)."""
     if window is Window.ALL:
-        return None
+        return (1, on.toordinal()) if as_of else None
     if window is Window.SINCE_START:
         return indicator.start.toordinal(), on.toordinal()
     return year_to_date(on)
@@ -104,16 +106,18 @@ def component_names(plan: IndicatorPlan) -> tuple[str, ...]:
     return (*names, PACE_COMPONENT) if is_projected(plan.indicator) else names
 
 
-def partition_components(plan: IndicatorPlan, state: PartitionState, on: date) -> list[int]:
+def partition_components(
+    plan: IndicatorPlan, state: PartitionState, on: date, *, as_of: bool = False
+) -> list[int]:
     """The indicator's components (millionths) from one partition, in ``component_names``
-    order."""
+    order; ``as_of``: no business day after ``on`` counts (see ``window_days``)."""
     if plan.kind == "yoy_growth":
         (slot,) = plan.slots
         return [
             _sum(state.buckets[slot], year_to_date(on)),
             _sum(state.buckets[slot], year_to_date(on, years_back=1)),
         ]
-    days = window_days(plan.window, plan.indicator, on)
+    days = window_days(plan.window, plan.indicator, on, as_of=as_of)
     parts = [_sum(state.buckets[slot], days) for slot in plan.slots]
     if is_projected(plan.indicator):
         (slot,) = plan.slots

@@ -56,7 +56,16 @@ STORY_INDICATORS = ("jobs_created", "industrial_projects", "road_freight_tonnes"
 FIRING = r"\[FIRING\] RoadmapTargetBehind jobs_created "
 RESOLVED = r"\[RESOLVED\] RoadmapTargetBehind jobs_created "
 FEED_DONE = r"^demo feed finished: "
-SCORECARD_HEADER = ["indicator", "actual", "expected", "target", "progress", "alerts"]
+SCORECARD_HEADER = [
+    "indicator",
+    "actual",
+    "expected",
+    "target",
+    "progress",
+    "projected",
+    "outlook",
+    "alerts",
+]
 
 VALID_NAMES = (
     "trade.shipment/road_flour_kz_by.json",

@@ -66,12 +66,13 @@ def _record(
     *,
     indicator: str = "jobs_created",
     severity: str = "warning",
+    owner: str = "industry-office",
 ) -> AlertTransition:
     labels = {
         "alertname": alertname.value,
         "indicator": indicator,
         "severity": severity,
-        "owner": "industry-office",
+        "owner": owner,
         "roadmap": "kz-by-2025-2029",
     }
     return AlertTransition(
@@ -139,7 +140,7 @@ async def test_deadline_missed_inhibits_target_behind_for_the_same_indicator(
 
 async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_path: Path) -> None:
     """jobs_created behind (critical here) and at risk (a warning): the early warning is
-    suppressed by the alert that says more, whatever their severities; industrial_projects at
+    suppressed by the alert that says more, whatever their severities; road_freight_tonnes at
     risk, with nothing behind, stays active and reaches its owner."""
     receiver = RecordingReceiver()
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
@@ -150,7 +151,12 @@ async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_pa
     records = [
         _record(AlertName.TARGET_BEHIND, now, severity="critical"),
         _record(AlertName.TARGET_AT_RISK, now),
-        _record(AlertName.TARGET_AT_RISK, now, indicator="industrial_projects"),
+        _record(
+            AlertName.TARGET_AT_RISK,
+            now,
+            indicator="road_freight_tonnes",
+            owner="transport-ministry",
+        ),
     ]
     alerts = [
         alert
@@ -170,9 +176,9 @@ async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_pa
     by_key = {(a["labels"]["alertname"], a["labels"]["indicator"]): a for a in listed}
     behind = by_key["RoadmapTargetBehind", "jobs_created"]
     at_risk = by_key["RoadmapTargetAtRisk", "jobs_created"]
-    other = by_key["RoadmapTargetAtRisk", "industrial_projects"]
+    other = by_key["RoadmapTargetAtRisk", "road_freight_tonnes"]
     assert behind["status"]["state"] == "active"
     assert at_risk["status"]["state"] == "suppressed"
     assert at_risk["status"]["inhibitedBy"] == [behind["fingerprint"]]
     assert other["status"]["state"] == "active"
-    assert [r["name"] for r in other["receivers"]] == ["industry-office"]
+    assert [r["name"] for r in other["receivers"]] == ["transport-ministry"]

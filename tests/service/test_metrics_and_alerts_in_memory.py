@@ -12,13 +12,14 @@ Alerts: the evaluator reads the KPI topic of such a log with ``InMemoryConsumer`
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 from aiokafka import TopicPartition
 
+from contracts.history import IndicatorHistory
 from contracts.records import AlertState, AlertTransition, KpiSnapshot
 from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS, KPI_SNAPSHOTS
 from services.alerts.app import create_app as create_alerts
@@ -217,3 +218,48 @@ async def test_replayed_records_are_folded_but_not_taken_for_latency() -> None:
             metric_total(text, "roadmap_metrics_event_latency_seconds_count")
             == len(canonical) - 300
         )
+
+
+async def test_history_is_served_once_replayed_and_ends_at_the_scorecard() -> None:
+    """GET /v1/indicators/{id}/history: 503 (with Retry-After) while the state is replayed; then
+    one point per month end from the start, the last one at the evaluation time with the
+    scorecard's value; 404 names the known indicators, 400 the known steps."""
+    stream = fault_stream(29, 1_500, run="hist")
+    kafka = InMemoryKafka(partitions=KAFKA.topic_partitions)
+    for message in stream.messages:
+        if message.fate is Fate.CANONICAL:
+            kafka.append(canonical_record(KAFKA, message))
+    settings = MetricsSettings(kafka=KAFKA, clock="event")
+    app = create_metrics(settings, wall_clock=lambda: FIXED, publisher=InMemoryPublisher(kafka))
+    path = "/v1/indicators/jobs_created/history"
+    async with running_in_memory(app):
+        early = await _get(app, path)
+        assert (early.status_code, early.headers["retry-after"]) == (503, "5")
+        subscriber = subscriber_of(app.broker, CANONICAL_EVENTS.name)
+        consumer = InMemoryConsumer(kafka)
+        await assign(
+            subscriber, consumer, [TopicPartition(CANONICAL_EVENTS.name, p) for p in range(3)]
+        )
+        await deliver(subscriber, consumer)
+        answer = await _get(app, path + "?step=month")
+        text = (await _get(app, "/metrics")).text
+        unknown = await _get(app, "/v1/indicators/nothing/history")
+        weekly = await _get(app, path + "?step=week")
+    assert answer.status_code == 200
+    body = IndicatorHistory.model_validate_json(answer.content)
+    assert body.partitions == [0, 1, 2]
+    points = body.points
+    assert points[0].on == date(2025, 1, 31)
+    assert [p.on.month for p in points[:-1]] == [(m % 12) + 1 for m in range(len(points) - 1)]
+    assert points[-1].on == body.evaluated_at.date()
+    assert float(points[-1].value or 0) == metric_total(
+        text, "roadmap_indicator_value", indicator="jobs_created"
+    )
+    assert all(
+        sum(c["sum"] for c in p.partition_components.values()) == p.components["sum"]
+        for p in points
+    )
+    assert unknown.status_code == 404
+    assert "jobs_created" in unknown.json()["error"]
+    assert weekly.status_code == 400
+    assert "month" in weekly.json()["error"]

@@ -234,7 +234,12 @@ def _components(indicator: Indicator, latest: Sequence[AnyEvent], on: date) -> d
             )
         )
 
-    cumulative = compute.window in (Window.ALL, Window.SINCE_START)
+    # Projected: sums and counts of all time or since the start, of shipments or hiring reports.
+    cumulative = (
+        isinstance(compute, SumOf | CountOf)
+        and compute.window in (Window.ALL, Window.SINCE_START)
+        and compute.event_type in (EventType.TRADE_SHIPMENT, EventType.HIRING_REPORT)
+    )
     if isinstance(compute, SumOf):
         parts = {"sum": total(compute, compute.window)}
         return {**parts, "recent": total(compute, None)} if cumulative else parts

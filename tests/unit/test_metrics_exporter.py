@@ -332,11 +332,12 @@ def test_projection_and_outlook_series(registry: CollectorRegistry) -> None:
 
 
 def test_a_pace_that_reaches_the_target_gives_its_day(plan: RoadmapPlan) -> None:
-    """One live project reached on 2027-06-01, within the window: pace 1/180 a day; 13 more
-    projects take 13 * 180 = 2,340 days from 2027-07-03: 2033-11-28, 00:00 UTC."""
-    states = {0: state_of(plan, [milestone("m-1", "P-1", stage="agreed", reached_on="2027-06-01")])}
+    """900 jobs reported for 2027-06, within the window: 5 a day. The 900 missing take 180
+    days from 2027-07-03: 2027-12-30, 00:00 UTC. A count of projects is not projected."""
+    states = {0: state_of(plan, [hiring("h-1", "P-1", "2027-06", 900), milestone("m-1", "P-1")])}
     registry = _registry(plan, states)
     completion = "roadmap_indicator_projected_completion_timestamp_seconds"
-    assert _indicator(registry, completion, "industrial_projects") == (
-        datetime(2033, 11, 28, tzinfo=UTC).timestamp()
+    assert _indicator(registry, completion, "jobs_created") == (
+        datetime(2027, 12, 30, tzinfo=UTC).timestamp()
     )
+    assert _indicator(registry, "roadmap_indicator_projected", "industrial_projects") is None

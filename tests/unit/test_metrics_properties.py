@@ -176,7 +176,8 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
     def ytd(year: int) -> tuple[date, date]:
         return date(year, 1, 1), _same_day(on, year)
 
-    # The pace window of the cumulative indicators: the last 180 days, none before the start.
+    # The pace window of the projected flows (jobs, road tonnes): the last 180 days, none before
+    # the start.
     pace_from = max(on - timedelta(days=179), START)
 
     def recent(day: date) -> bool:
@@ -189,12 +190,10 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
     jobs_recent = Decimal(sum(r.jobs_created for r in reports if recent(month(r))))
     live = [p for p in projects if p.stage.value != "cancelled"]
     count = Decimal(len(live))
-    count_recent = Decimal(sum(1 for p in live if recent(p.reached_on)))
     worth = sum((p.investment_usd for p in live), Decimal(0))
-    worth_recent = sum((p.investment_usd for p in live if recent(p.reached_on)), Decimal(0))
-    ventures_all = [p for p in projects if p.joint_venture and p.stage.value == "operational"]
-    ventures = Decimal(len(ventures_all))
-    ventures_recent = Decimal(sum(1 for p in ventures_all if recent(p.reached_on)))
+    ventures = Decimal(
+        sum(1 for p in projects if p.joint_venture and p.stage.value == "operational")
+    )
     road = [
         s for s in ships if s.mode.value == "road" and {s.origin, s.destination} == {"KZ", "BY"}
     ]
@@ -220,9 +219,9 @@ def reference(events: Iterable[AnyEvent], at: datetime) -> Reference:
     )
     return {
         "jobs_created": (jobs, {"sum": jobs, "recent": jobs_recent}),
-        "industrial_projects": (count, {"count": count, "recent": count_recent}),
-        "industrial_projects_value_usd": (worth, {"sum": worth, "recent": worth_recent}),
-        "joint_ventures_operational": (ventures, {"count": ventures, "recent": ventures_recent}),
+        "industrial_projects": (count, {"count": count}),
+        "industrial_projects_value_usd": (worth, {"sum": worth}),
+        "joint_ventures_operational": (ventures, {"count": ventures}),
         "road_freight_tonnes": (road_tonnes, {"sum": road_tonnes, "recent": road_recent}),
         "road_freight_growth_ratio": (
             current / previous - 1 if previous else None,
@@ -409,8 +408,4 @@ def test_project_counts_add_across_partitions() -> None:
     worth = read(PLAN.indicator("industrial_projects_value_usd"), {0: s0, 1: s1}, AT)
     assert count.value == Decimal(3)
     assert worth.value == Decimal(12)
-    # Reached on 2025-03-01, before the pace window (the 180 days up to 2026-02-20).
-    assert count.partition_components == {
-        0: {"count": Decimal(2), "recent": Decimal(0)},
-        1: {"count": Decimal(1), "recent": Decimal(0)},
-    }
+    assert count.partition_components == {0: {"count": Decimal(2)}, 1: {"count": Decimal(1)}}

@@ -137,11 +137,29 @@ def test_nothing_is_projected_before_the_start() -> None:
         (
             {
                 "aggregation": "count",
+                "event_type": "trade.shipment",
+                "where": {"mode": "rail"},
+                "window": "all",
+            },
+            True,
+        ),
+        (
+            {
+                "aggregation": "count",
                 "event_type": "project.milestone",
                 "where": {"stage_at_least": "financed"},
                 "window": "all",
             },
-            True,
+            False,
+        ),
+        (
+            {
+                "aggregation": "sum",
+                "event_type": "project.milestone",
+                "field": "investment_usd",
+                "window": "all",
+            },
+            False,
         ),
         (
             {
@@ -168,7 +186,7 @@ def test_nothing_is_projected_before_the_start() -> None:
             False,
         ),
     ],
-    ids=["sum", "count", "year-to-date sum", "share", "growth"],
+    ids=["sum", "count", "project count", "project sum", "year-to-date sum", "share", "growth"],
 )
 def test_only_cumulative_indicators_are_projected(compute: dict[str, Any], projected: bool) -> None:
     indicator = _indicator(compute=compute, target="0.5" if not projected else "1000")

@@ -27,9 +27,9 @@ def test_committed_rules_are_what_the_files_generate() -> None:
 
 def test_every_indicator_gets_its_three_alerts_with_the_service_labels() -> None:
     """Per indicator: behind, deadline missed and stale, labelled as the alerts service labels
-    them, with the ``for`` of the alerts file; at risk for the projected ones (sums and counts
-    since the start or of all time: not the growth rate or the share); plus the two pipeline
-    alerts."""
+    them, with the ``for`` of the alerts file; at risk for the projected ones (the flows: jobs
+    and road tonnes, not the project stocks, the growth rate or the share); plus the two
+    pipeline alerts."""
     document = yaml.safe_load(render_rules(ROADMAP, ALERTS))
     alerts = next(g for g in document["groups"] if g["name"] == "roadmap.alerts")["rules"]
     seen = {(rule["alert"], rule["labels"]["indicator"]) for rule in alerts}
@@ -42,13 +42,7 @@ def test_every_indicator_gets_its_three_alerts_with_the_service_labels() -> None
         (name, indicator.id) for indicator in ROADMAP.indicators for name in per_indicator
     } | {
         (AlertName.TARGET_AT_RISK.value, indicator)
-        for indicator in (
-            "jobs_created",
-            "industrial_projects",
-            "industrial_projects_value_usd",
-            "joint_ventures_operational",
-            "road_freight_tonnes",
-        )
+        for indicator in ("jobs_created", "road_freight_tonnes")
     } | {
         (AlertName.PIPELINE_REJECTING.value, "ingest_dlq_ratio"),
         (AlertName.PIPELINE_STALLED.value, "pipeline_progress"),
@@ -104,12 +98,11 @@ def test_the_stalled_rule_has_the_identity_the_alerts_service_gives_the_alert() 
 
 def test_at_risk_is_a_warning_on_the_projection_while_not_behind() -> None:
     """The same labels as the alerts service's RoadmapTargetAtRisk: severity warning, whatever
-    the indicator's (joint_ventures_operational is critical in deploy/roadmap.yaml)."""
+    the indicator's."""
     document = yaml.safe_load(render_rules(ROADMAP, ALERTS))
     alerts = next(g for g in document["groups"] if g["name"] == "roadmap.alerts")["rules"]
     at_risk = {r["labels"]["indicator"]: r for r in alerts if r["alert"] == "RoadmapTargetAtRisk"}
     assert {r["labels"]["severity"] for r in at_risk.values()} == {"warning"}
-    assert ROADMAP.indicator("joint_ventures_operational").severity.value == "critical"
     jobs = at_risk["jobs_created"]
     assert jobs["for"] == "1d"
     assert 'roadmap_indicator_projected{indicator="jobs_created"}' in jobs["expr"]
