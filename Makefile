@@ -32,18 +32,19 @@ test-faults: $(INSTALLED) ## the fault suite (connected tier, about 3 minutes): 
 test-e2e: $(INSTALLED) e2e-tools
 	$(PYTEST) -m e2e
 
-E2E_PACKAGES := prometheus prometheus-alertmanager
-e2e-tools: ## the e2e tier's real Prometheus and Alertmanager: Debian's packages, installed if missing and root
-	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+E2E_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver
+e2e-tools: ## the e2e tier's real Prometheus, Alertmanager and Chromium: Debian's packages, installed if missing and root
+	@if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian's $(E2E_PACKAGES) for the e2e tier"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -qq --no-install-recommends $(E2E_PACKAGES) >/dev/null \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(E2E_PACKAGES) >/dev/null; }; \
 	else \
-	  echo "the e2e tier needs Prometheus and Alertmanager: on Debian/Ubuntu run" \
-	       "'sudo apt-get install $(E2E_PACKAGES)'; elsewhere put 'prometheus' and" \
-	       "'prometheus-alertmanager' (or 'alertmanager') on PATH"; \
+	  echo "the e2e tier needs Prometheus, Alertmanager and Chromium: on Debian/Ubuntu run" \
+	       "'sudo apt-get install $(E2E_PACKAGES)'; elsewhere put 'prometheus'," \
+	       "'prometheus-alertmanager' (or 'alertmanager'), 'chromium' and 'chromedriver' on PATH"; \
 	fi
 
 lint: $(INSTALLED)

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from services.commands.broker import run_broker
@@ -90,6 +91,25 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="the roadmap scorecard from the running services")
     status.add_argument("--metrics-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['metrics']}")
     status.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
+    report = commands.add_parser(
+        "report", help="write the progress report (one HTML file) from the running services"
+    )
+    report.add_argument(
+        "--at",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the report's date (default: the metrics service's evaluation day)",
+    )
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument(
+        "--metrics-url",
+        action="append",
+        default=None,
+        help="a metrics replica; repeat for each replica (default: the local one)",
+    )
+    report.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
+    report.add_argument("--roadmap", type=Path, default=Path("deploy/roadmap.yaml"))
     return parser
 
 
@@ -142,6 +162,20 @@ def _status(args: argparse.Namespace) -> int:
     return show_status(args.metrics_url, args.alerts_url, sys.stdout, sys.stderr)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from services.commands.report import run_report
+
+    return run_report(
+        metrics_urls=args.metrics_url or [f"http://127.0.0.1:{DEFAULT_PORTS['metrics']}"],
+        alerts_url=args.alerts_url,
+        roadmap_path=args.roadmap,
+        at=args.at,
+        out=args.out,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
 def _rules(args: argparse.Namespace) -> int:
     from services.commands.rules import run_rules
 
@@ -162,6 +196,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "publish": _publish,
     "status": _status,
+    "report": _report,
     "rules": _rules,
     "dashboards": _dashboards,
 }

@@ -7,7 +7,7 @@ value is computed from their sums (``contracts/history.py`` says how replicas ad
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from contracts.history import HistoryPoint, IndicatorHistory, month_ends
 from contracts.roadmap.components import COMPONENTS
@@ -25,13 +25,19 @@ def history(
     *,
     roadmap: str,
     partition_count: int,
+    through: date | None = None,
 ) -> IndicatorHistory:
     """``plan``'s indicator at the end of every month from its start's to ``at``'s, and at
-    ``at`` (the month in progress), over the partitions in ``states``."""
+    ``at`` (the month in progress), over the partitions in ``states``; with ``through`` (a day
+    before ``at``'s), up to the end of that day instead."""
     indicator = plan.indicator
     names = component_names(plan)
     trajectory = TargetTrajectory(indicator)
-    today = at.date()
+    if through is not None and through < at.date():
+        at = datetime.combine(through + timedelta(days=1), time.min, UTC)
+        today = through
+    else:
+        today = at.date()
     points = []
     for on in month_ends(min(indicator.start, today), today):
         per_partition = {

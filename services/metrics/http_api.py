@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,14 +23,22 @@ def history_route(
     consumer: CanonicalConsumer,
     evaluation_time: Callable[[Mapping[int, PartitionState]], datetime],
 ) -> Route:
-    """``GET /v1/indicators/{indicator}/history?step=month``: 200 with ``IndicatorHistory``;
-    400 for another step, 404 for an unknown indicator, 503 while the state is replayed."""
+    """``GET /v1/indicators/{indicator}/history?step=month[&to=YYYY-MM-DD]``: 200 with
+    ``IndicatorHistory`` (up to the end of ``to`` when it is before the evaluation day); 400
+    for another step or a bad date, 404 for an unknown indicator, 503 while the state is
+    replayed."""
 
     async def indicator_history(request: Request) -> Response:
         indicator_id = request.path_params["indicator"]
         step = request.query_params.get("step", "month")
         if step not in STEPS:
             return _error(400, f"step must be one of {', '.join(STEPS)}, not {step!r}")
+        through = None
+        if "to" in request.query_params:
+            try:
+                through = date.fromisoformat(request.query_params["to"])
+            except ValueError:
+                return _error(400, f"to must be a date, YYYY-MM-DD: {request.query_params['to']!r}")
         try:
             indicator = plan.indicator(indicator_id)
         except KeyError:
@@ -49,6 +57,7 @@ def history_route(
             evaluation_time(states),
             roadmap=plan.roadmap,
             partition_count=consumer.partition_count,
+            through=through,
         )
         return Response(answer.model_dump_json(), media_type="application/json")
 
