@@ -105,8 +105,8 @@ def _summary_table(summaries: Sequence[Summary]) -> str:
     return (
         '<section class="summary"><h2>Summary</h2><table><thead><tr><th>indicator</th>'
         '<th class="n">actual</th><th class="n">expected now</th><th class="n">target</th>'
-        '<th class="n">progress</th><th class="n">projected by the deadline</th>'
-        "<th>target reached</th><th>status</th></tr></thead><tbody>"
+        '<th class="n">progress</th><th class="n">projected</th>'
+        "<th>reached on</th><th>status</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table></section>"
     )
@@ -204,7 +204,7 @@ body { font: 14px/1.45 system-ui, sans-serif; color: #1d2430; margin: 24px auto;
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 18px 0 8px; }
 .meta { color: #555; margin: 0 0 12px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.summary td:first-child { min-width: 190px; }
+.summary td:first-child { min-width: 170px; }
 th, td { border-bottom: 1px solid #d8dce3; padding: 4px 6px; text-align: left;
   vertical-align: top; }
 .n { text-align: right; white-space: nowrap; }
