@@ -101,15 +101,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="the report's date (default: the metrics service's evaluation day)",
     )
-    report.add_argument("--out", type=Path, default=Path("report.html"))
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="the file to write (report.html)"
+    )
     report.add_argument(
         "--metrics-url",
         action="append",
         default=None,
         help="a metrics replica; repeat for each replica (default: the local one)",
     )
-    report.add_argument("--alerts-url", default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}")
-    report.add_argument("--roadmap", type=Path, default=Path("deploy/roadmap.yaml"))
+    report.add_argument(
+        "--alerts-url",
+        default=f"http://127.0.0.1:{DEFAULT_PORTS['alerts']}",
+        help="the alerts service (the report says so if it cannot be read)",
+    )
+    report.add_argument(
+        "--roadmap",
+        type=Path,
+        default=Path("deploy/roadmap.yaml"),
+        help="the indicators' definitions and the article's sentences",
+    )
     return parser
 
 
