@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from contracts.events import EventType
+from contracts.roadmap.projection import Outlook
 from services.metrics.entities import MICRO
 from services.metrics.fold import PartitionState, jobs_by_sector
 from services.metrics.plan import RoadmapPlan
@@ -94,8 +95,9 @@ class RoadmapCollector(Collector):
         )
         outlook = family(
             "roadmap_indicator_outlook",
-            "1 for the indicator's outlook now: on_track, at_risk (projected short of the target "
-            "less its tolerance) or behind (its trajectory).",
+            "The indicator's outlook now, 1 for the current state and 0 for the others: "
+            "on_track, at_risk (projected short of the target less its tolerance) or behind "
+            "(its trajectory).",
             ("indicator", "outlook"),
         )
         components = family(
@@ -125,8 +127,9 @@ class RoadmapCollector(Collector):
             )
             if reading.last_event_at is not None:
                 last.add_metric(labels, reading.last_event_at.timestamp())
-            if reading.outlook is not None:
-                outlook.add_metric([indicator.id, reading.outlook.value], 1)
+            if reading.outlook is not None:  # every state, 1 for the current (no series churn)
+                for state in Outlook:
+                    outlook.add_metric([indicator.id, state.value], int(state is reading.outlook))
             if reading.projection is not None:
                 projected.add_metric(labels, float(reading.projection.projected))
                 if reading.projection.reached_on is not None:

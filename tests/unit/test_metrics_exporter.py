@@ -320,15 +320,21 @@ def test_projection_and_outlook_series(registry: CollectorRegistry) -> None:
     completion = "roadmap_indicator_projected_completion_timestamp_seconds"
     assert _indicator(registry, completion, "jobs_created") is None
     assert _indicator(registry, completion, "road_freight_tonnes") is None
-    outlooks = {
-        sample.labels["indicator"]: sample.labels["outlook"]
+    states = [
+        (sample.labels["indicator"], sample.labels["outlook"], sample.value)
         for metric in registry.collect()
         if metric.name == "roadmap_indicator_outlook"
         for sample in metric.samples
-    }
+    ]
+    outlooks = {indicator: state for indicator, state, value in states if value == 1}
     assert outlooks["road_freight_tonnes"] == "behind"
     assert outlooks["jobs_created"] == "behind"
     assert outlooks["flour_export_share_ratio"] == "on_track"
+    # Every state is a series, 0 but for the current one: a change of outlook adds no series.
+    jobs = sorted(
+        (state, value) for indicator, state, value in states if indicator == "jobs_created"
+    )
+    assert jobs == [("at_risk", 0.0), ("behind", 1.0), ("on_track", 0.0)]
 
 
 def test_a_pace_that_reaches_the_target_gives_its_day(plan: RoadmapPlan) -> None:
