@@ -98,66 +98,14 @@ async def _wait_for(url: str, count: int) -> list[dict[str, Any]]:
             await asyncio.sleep(0.2)
 
 
-async def test_deadline_missed_inhibits_target_behind_for_the_same_indicator(
-    tmp_path: Path,
-) -> None:
-    """Both alerts for jobs_created posted as the alerts service posts them: Alertmanager keeps
-    RoadmapDeadlineMissed active (routed to industry-office) and suppresses RoadmapTargetBehind,
-    naming the inhibiting alert's fingerprint."""
+async def _posted(tmp_path: Path, records: list[AlertTransition]) -> list[dict[str, Any]]:
+    """``records`` posted to a real Alertmanager running the shipped configuration (receivers
+    pointed at a loopback receiver), as the alerts service posts them; what it lists then."""
     receiver = RecordingReceiver()
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     for entry in config["receivers"]:
         for hook in entry.get("webhook_configs", []):
             hook["url"] = f"{receiver.url}/{entry['name']}"
-    now = datetime.now(UTC)
-    alerts = [
-        *alertmanager_alerts(
-            _record(AlertName.DEADLINE_MISSED, now),
-            generator_url="http://127.0.0.1:8003/v1/alerts",
-            repeat_interval=timedelta(minutes=1),
-        ),
-        *alertmanager_alerts(
-            _record(AlertName.TARGET_BEHIND, now),
-            generator_url="http://127.0.0.1:8003/v1/alerts",
-            repeat_interval=timedelta(minutes=1),
-        ),
-    ]
-    async with receiver.running():
-        with running_alertmanager(config, tmp_path / "alertmanager") as alertmanager:
-            async with httpx.AsyncClient(base_url=alertmanager.url, timeout=5) as client:
-                posted = await client.post("/api/v2/alerts", json=alerts)
-            assert posted.status_code == 200, posted.text
-            listed = await _wait_for(alertmanager.url, 2)
-    by_name = {a["labels"]["alertname"]: a for a in listed}
-    print({name: a["status"] for name, a in by_name.items()})
-    missed = by_name["RoadmapDeadlineMissed"]
-    behind = by_name["RoadmapTargetBehind"]
-    assert missed["status"]["state"] == "active"
-    assert [r["name"] for r in missed["receivers"]] == ["industry-office"]
-    assert behind["status"]["state"] == "suppressed"
-    assert behind["status"]["inhibitedBy"] == [missed["fingerprint"]]
-
-
-async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_path: Path) -> None:
-    """jobs_created behind (critical here) and at risk (a warning): the early warning is
-    suppressed by the alert that says more, whatever their severities; road_freight_tonnes at
-    risk, with nothing behind, stays active and reaches its owner."""
-    receiver = RecordingReceiver()
-    config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
-    for entry in config["receivers"]:
-        for hook in entry.get("webhook_configs", []):
-            hook["url"] = f"{receiver.url}/{entry['name']}"
-    now = datetime.now(UTC)
-    records = [
-        _record(AlertName.TARGET_BEHIND, now, severity="critical"),
-        _record(AlertName.TARGET_AT_RISK, now),
-        _record(
-            AlertName.TARGET_AT_RISK,
-            now,
-            indicator="road_freight_tonnes",
-            owner="transport-ministry",
-        ),
-    ]
     alerts = [
         alert
         for record in records
@@ -172,7 +120,46 @@ async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_pa
             async with httpx.AsyncClient(base_url=alertmanager.url, timeout=5) as client:
                 posted = await client.post("/api/v2/alerts", json=alerts)
             assert posted.status_code == 200, posted.text
-            listed = await _wait_for(alertmanager.url, 3)
+            return await _wait_for(alertmanager.url, len(records))
+
+
+async def test_deadline_missed_inhibits_target_behind_for_the_same_indicator(
+    tmp_path: Path,
+) -> None:
+    """Both alerts for jobs_created posted as the alerts service posts them: Alertmanager keeps
+    RoadmapDeadlineMissed active (routed to industry-office) and suppresses RoadmapTargetBehind,
+    naming the inhibiting alert's fingerprint."""
+    now = datetime.now(UTC)
+    listed = await _posted(
+        tmp_path,
+        [_record(AlertName.DEADLINE_MISSED, now), _record(AlertName.TARGET_BEHIND, now)],
+    )
+    by_name = {a["labels"]["alertname"]: a for a in listed}
+    print({name: a["status"] for name, a in by_name.items()})
+    missed = by_name["RoadmapDeadlineMissed"]
+    behind = by_name["RoadmapTargetBehind"]
+    assert missed["status"]["state"] == "active"
+    assert [r["name"] for r in missed["receivers"]] == ["industry-office"]
+    assert behind["status"]["state"] == "suppressed"
+    assert behind["status"]["inhibitedBy"] == [missed["fingerprint"]]
+
+
+async def test_target_behind_inhibits_at_risk_for_the_same_indicator_only(tmp_path: Path) -> None:
+    """jobs_created behind (critical here) and at risk (a warning): the early warning is
+    suppressed by the alert that says more, whatever their severities; road_freight_tonnes at
+    risk, with nothing behind, stays active and reaches its owner."""
+    now = datetime.now(UTC)
+    records = [
+        _record(AlertName.TARGET_BEHIND, now, severity="critical"),
+        _record(AlertName.TARGET_AT_RISK, now),
+        _record(
+            AlertName.TARGET_AT_RISK,
+            now,
+            indicator="road_freight_tonnes",
+            owner="transport-ministry",
+        ),
+    ]
+    listed = await _posted(tmp_path, records)
     by_key = {(a["labels"]["alertname"], a["labels"]["indicator"]): a for a in listed}
     behind = by_key["RoadmapTargetBehind", "jobs_created"]
     at_risk = by_key["RoadmapTargetAtRisk", "jobs_created"]
