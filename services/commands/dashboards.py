@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from contracts.roadmap.loader import YamlFileError, load_roadmap
 from contracts.roadmap.model import Indicator, RoadmapFile
+from contracts.roadmap.projection import is_projected
 
 DEFAULT_DIR = Path("deploy/grafana/dashboards")
 DATASOURCE = {"type": "prometheus", "uid": "roadmap-prometheus"}
@@ -79,14 +80,17 @@ def scorecard(roadmap: RoadmapFile) -> dict[str, Any]:
         y = row * 5
         selector = f'{{indicator="{indicator.id}"}}'
         unit = _unit(indicator)
+        series = [
+            (f"roadmap_indicator_value{selector}", "actual"),
+            (f"roadmap_indicator_expected{selector}", "expected"),
+            (f"roadmap_indicator_target{selector}", "target"),
+        ]
+        if is_projected(indicator):  # where the recent pace leads, as it moves
+            series.append((f"roadmap_indicator_projected{selector}", "projected at the deadline"))
         panels += [
             _panel(
                 f"{indicator.title}: actual, expected, target",
-                [
-                    (f"roadmap_indicator_value{selector}", "actual"),
-                    (f"roadmap_indicator_expected{selector}", "expected"),
-                    (f"roadmap_indicator_target{selector}", "target"),
-                ],
+                series,
                 unit=unit,
                 grid=(0, y, 12, 5),
                 description=indicator.source,
