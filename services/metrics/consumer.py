@@ -15,6 +15,8 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
+from itertools import groupby
+from operator import attrgetter
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -22,13 +24,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from contracts.events import EventType
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
 from services.common.periodic import Periodic
 from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
 from services.metrics.canonical import NotAnEvent, held_of
-from services.metrics.fold import BreakdownLabels, PartitionState, apply_record
+from services.metrics.fold import Applied, BreakdownLabels, PartitionState, apply_record
 from services.metrics.metrics import PipelineMetrics
 from services.metrics.plan import RoadmapPlan
 from services.metrics.settings import MetricsSettings
@@ -36,6 +39,7 @@ from services.metrics.settings import MetricsSettings
 log = logging.getLogger(__name__)
 
 AfterBatch = Callable[[], Awaitable[object]]
+_partition = attrgetter("partition")
 
 
 class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -146,32 +150,38 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Decode and fold every record of the batch into its partition's state."""
         records = batch_records(message.raw_message)
         started = time.perf_counter()
-        tally: Tally[tuple[str, str]] = Tally()  # (event type, outcome): both StrEnum members
+        outcomes: list[tuple[EventType, Applied]] = []
         timestamps: list[int] = []
-        states, positions, replay_to = self.states, self._positions, self._replay_to
-        for record in records:
-            state = states.get(record.partition)
+        # A fetched batch holds each partition's records together: look its state up once.
+        for partition, run in groupby(records, key=_partition):
+            state = self.states.get(partition)
             if state is None:
                 continue  # revoked while this batch was in flight
-            positions[record.partition] = record.offset + 1
-            live = record.offset >= replay_to.get(record.partition, 0)
+            replayed_to = self._replay_to.get(partition, 0)
+            last = None
             try:
-                event_type, key, entity = held_of(record.value or b"")
-            except NotAnEvent:
-                self._metrics.invalid.inc()
-                log.warning(
-                    "not a canonical event; skipped",
-                    extra={"partition": record.partition, "offset": record.offset},
-                )
-                continue
-            tally[event_type, apply_record(state, event_type, key, entity)] += 1
-            if live:  # a replayed record's age is not the pipeline's latency
-                timestamps.append(record.timestamp)
+                for record in run:
+                    last = record
+                    try:
+                        event_type, key, entity = held_of(record.value or b"")
+                    except NotAnEvent:
+                        self._metrics.invalid.inc()
+                        log.warning(
+                            "not a canonical event; skipped",
+                            extra={"partition": record.partition, "offset": record.offset},
+                        )
+                        continue
+                    outcomes.append((event_type, apply_record(state, event_type, key, entity)))
+                    if record.offset >= replayed_to:  # a replayed record's age is no latency
+                        timestamps.append(record.timestamp)
+            finally:  # up to the record reached, whatever happened
+                if last is not None:
+                    self._positions[partition] = last.offset + 1
         now_ms = time.time() * 1000
         observe_all(
             self._metrics.event_latency, [max(0.0, (now_ms - ts) / 1000) for ts in timestamps]
         )
-        for (kind, outcome), count in tally.items():
+        for (kind, outcome), count in Tally(outcomes).items():
             self._metrics.events.labels(str(kind), str(outcome)).inc(count)
         self._metrics.fold_seconds.observe(time.perf_counter() - started)
         self._update_gauges()
