@@ -44,7 +44,7 @@ class Reading:
     partition_components: dict[int, dict[str, Decimal]]
     last_event_at: datetime | None
     projection: Projection | None = None
-    """At the pace of the last ``pace_window`` days (cumulative indicators only)."""
+    """At the pace of the last ``pace_window`` days (the projected flows only)."""
 
     @property
     def target(self) -> Decimal:
