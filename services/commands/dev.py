@@ -76,6 +76,7 @@ def banner(options: DevOptions, bootstrap: str) -> str:
         "  health   /healthz and /readyz on every service; /metrics on every service\n"
         "\n"
         f"  scorecard        {CLI_NAME} status\n"
+        f"  progress report  {CLI_NAME} report   (writes report.html)\n"
         f"  publish events   {CLI_NAME} publish FILE.ndjson --via http   (or --via kafka)\n"
         "  stop             Ctrl-C\n"
     )

@@ -35,9 +35,10 @@ def test_banner_names_every_service_url_with_the_chosen_ports() -> None:
 
 
 def test_banner_tells_how_to_use_and_stop_the_stack() -> None:
-    """It shows the status and publish commands and that Ctrl-C stops everything."""
+    """It shows the status, report and publish commands and that Ctrl-C stops everything."""
     text = banner(DevOptions(), "127.0.0.1:9092")
     assert "roadmap-monitor status" in text
+    assert "roadmap-monitor report   (writes report.html)" in text
     assert "roadmap-monitor publish FILE.ndjson --via http" in text
     assert "--via kafka" in text
     assert "Ctrl-C" in text
