@@ -67,8 +67,9 @@ rules: $(INSTALLED) ## regenerate deploy/prometheus/rules/ from deploy/roadmap.y
 dashboards: $(INSTALLED) ## regenerate deploy/grafana/dashboards/ from deploy/roadmap.yaml
 	$(BIN)/roadmap-monitor dashboards
 
-docs: $(INSTALLED) ## regenerate docs/asyncapi/ from the services' brokers and contracts
+docs: $(INSTALLED) ## regenerate docs/asyncapi/ and docs/openapi.json from the services and contracts
 	$(BIN)/python -m services.common.asyncapi
+	$(BIN)/python -m services.ingest.openapi
 
 lock: $(INSTALLED) ## re-pin constraints.txt from what is installed
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^roadmap-monitor'; } > constraints.new

@@ -20,6 +20,7 @@ from services.ingest.consumer import UpstreamConsumer
 from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import events_route
 from services.ingest.metrics import IngestMetrics
+from services.ingest.openapi import openapi_route
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.recall import DedupRecall
 from services.ingest.settings import IngestSettings
@@ -97,7 +98,7 @@ def create_app(
             "consumer": consumer.readiness,
             "dedup": recall.readiness,
         },
-        routes=[events_route(settings, pipeline, metrics)],
+        routes=[events_route(settings, pipeline, metrics), openapi_route(settings)],
     )
     return ServiceApp(
         name=SERVICE,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.codec import RejectReason
+from contracts.http_api import ErrorAnswer, EventsAnswer, Rejection
 from services.common.publishing import PublishError
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
@@ -78,11 +79,20 @@ def _skip(text: str, index: int) -> int:
     return index
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def _error(status: int, message: str, reason: str | None = None) -> Response:
+    return _json(ErrorAnswer(error=message, reason=reason), status)
 
 
-def _summary(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
+def _json(body: EventsAnswer | ErrorAnswer, status: int, **headers: str) -> Response:
+    return Response(
+        body.model_dump_json(exclude_none=True),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or None,
+    )
+
+
+def _summary(outcomes: list[Outcome]) -> tuple[int, EventsAnswer]:
     accepted, duplicates, rejected = [], [], []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Canonical):
@@ -90,19 +100,16 @@ def _summary(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
         elif isinstance(outcome, DeadLetter):
             rejection = outcome.rejection
             rejected.append(
-                {
-                    "index": index,
-                    "reason": rejection.reason.value,
-                    "detail": rejection.detail,
-                    "errors": [
-                        {"loc": e.loc, "type": e.type, "message": e.message}
-                        for e in rejection.errors
-                    ],
-                }
+                Rejection(
+                    index=index,
+                    reason=rejection.reason,
+                    detail=rejection.detail,
+                    errors=list(rejection.errors),
+                )
             )
         else:
             duplicates.append(outcome.event_id)
-    body = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    body = EventsAnswer(accepted=accepted, duplicates=duplicates, rejected=rejected)
     return (422 if rejected else 202), body
 
 
@@ -136,10 +143,10 @@ def events_route(
         if expected_auth is not None:
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, expected_auth):
-                return JSONResponse(
-                    {"error": "missing or wrong bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="roadmap-ingest"'},
+                return _json(
+                    ErrorAnswer(error="missing or wrong bearer token"),
+                    401,
+                    **{"WWW-Authenticate": 'Bearer realm="roadmap-ingest"'},
                 )
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
@@ -156,7 +163,7 @@ def events_route(
         try:
             elements = split_elements(body)
         except BodyError as exc:
-            return _error(400, str(exc), reason="not_json")
+            return _error(400, str(exc), reason=RejectReason.NOT_JSON.value)
         if len(elements) > settings.http_max_events:
             return _error(
                 413,
@@ -179,15 +186,12 @@ def events_route(
             outcomes = await pipeline.process(sources, source="http")
         except PublishError as exc:
             log.warning("HTTP batch not published", extra={"error": str(exc)})
-            return JSONResponse(
-                {
-                    "error": f"not published ({exc}); retry the request "
-                    "(events that did get through are dropped as exact duplicates)"
-                },
-                status_code=503,
-                headers={"Retry-After": "5"},
+            message = (
+                f"not published ({exc}); retry the request "
+                "(events that did get through are dropped as exact duplicates)"
             )
+            return _json(ErrorAnswer(error=message), 503, **{"Retry-After": "5"})
         status, summary = _summary(outcomes)
-        return JSONResponse(summary, status_code=status)
+        return _json(summary, status)
 
     return Route("/v1/events", post_events, methods=["POST"])

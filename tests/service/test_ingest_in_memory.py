@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaResponse
 
 from contracts.codec import RejectReason
 from contracts.events import event_adapter
+from contracts.http_api import EventsAnswer
 from contracts.keys import entity_of, partition_key
 from contracts.records import DLQ_HEADER_REASON, DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
@@ -27,6 +28,7 @@ from services.common.config import KafkaSettings
 from services.common.partitioning import partition_for_key
 from services.common.runtime import ServiceApp
 from services.ingest.app import create_app
+from services.ingest.openapi import openapi_document
 from services.ingest.settings import IngestSettings
 from tests.support.in_memory import InMemoryKafka, InMemoryPublisher, Record, running_in_memory
 from tests.support.processes import metric_total
@@ -257,3 +259,29 @@ async def test_a_restarted_ingest_recalls_what_it_published_and_publishes_it_not
     assert len(kafka.records(CANONICAL_EVENTS.name)) == len(earlier) + 1
     assert metric_total(text, "roadmap_ingest_events_duplicate_total") == len(earlier)
     assert metric_total(text, "roadmap_ingest_events_accepted_total") == 1
+
+
+async def test_ingest_serves_its_openapi_document_and_answers_as_it_says() -> None:
+    """GET /openapi.json is the document with this instance's limits; a 202 and a 422 body
+    validate against the models the document names."""
+    kafka = InMemoryKafka(partitions=KAFKA.topic_partitions)
+    kafka.log(CANONICAL_EVENTS.name)
+    settings = IngestSettings(kafka=KAFKA, dedup_recall=False, http_max_events=25)
+    app = create_app(settings, publisher=InMemoryPublisher(kafka), readers=kafka.readers())
+    factory = EventFactory("openapi")
+    good = factory.event(next(iter(UPSTREAM_TOPIC_BY_TYPE)), 1, 1).value
+    assert good is not None
+    async with running_in_memory(app):
+        transport = httpx.ASGITransport(app=app.http)
+        async with httpx.AsyncClient(transport=transport, base_url="http://i") as client:
+            served = (await client.get("/openapi.json")).json()
+            accepted = await client.post("/v1/events", content=good)
+            mixed = await client.post("/v1/events", content=b"[" + good + b", 7]")
+    assert served == openapi_document(settings)
+    array = served["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert array["schema"]["oneOf"][1]["maxItems"] == 25
+    assert accepted.status_code == 202
+    assert EventsAnswer.model_validate_json(accepted.content).accepted
+    assert mixed.status_code == 422
+    answer = EventsAnswer.model_validate_json(mixed.content)
+    assert [r.index for r in answer.rejected] == [1]
