@@ -55,13 +55,10 @@ def _gauges(text: str) -> _Scrape:
             indicator = sample.labels.get("indicator")
             if sample.name == "roadmap_indicator_info" and indicator:
                 info[indicator] = dict(sample.labels)
-            elif sample.name == "roadmap_indicator_outlook" and indicator and sample.value:
-                outlooks[indicator] = sample.labels.get("outlook", "")
-            elif (
-                sample.name.startswith("roadmap_indicator_")
-                and indicator
-                and "outlook" not in sample.labels
-            ):
+            elif sample.name == "roadmap_indicator_outlook" and indicator:
+                if sample.value:  # one series per state; 1 marks the current one
+                    outlooks[indicator] = sample.labels.get("outlook", "")
+            elif sample.name.startswith("roadmap_indicator_") and indicator:
                 values[indicator][sample.name.removeprefix("roadmap_indicator_")] = sample.value
             elif sample.name == "roadmap_evaluation_timestamp_seconds":
                 evaluated = sample.value

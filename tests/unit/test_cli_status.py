@@ -51,7 +51,9 @@ METRICS_TEXT = "\n".join(
         'roadmap_indicator_projected{indicator="industrial_projects_value_usd"} 2.9e+08',
         "# HELP roadmap_indicator_outlook 1 for the indicator's outlook now.",
         "# TYPE roadmap_indicator_outlook gauge",
+        'roadmap_indicator_outlook{indicator="jobs_created",outlook="at_risk"} 0.0',
         'roadmap_indicator_outlook{indicator="jobs_created",outlook="behind"} 1.0',
+        'roadmap_indicator_outlook{indicator="jobs_created",outlook="on_track"} 0.0',
         'roadmap_indicator_outlook{indicator="industrial_projects_value_usd",outlook="on_track"}'
         " 1.0",
         'roadmap_indicator_outlook{indicator="road_freight_growth_ratio",outlook="on_track"} 1.0',
