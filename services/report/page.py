@@ -13,7 +13,7 @@ from html import escape
 
 from contracts.records import AlertState, AlertTransition
 from contracts.roadmap.model import Indicator, RoadmapFile
-from contracts.roadmap.projection import Outlook, Projection, outlook, project
+from contracts.roadmap.projection import Projection, outlook, project
 from contracts.roadmap.trajectory import TargetTrajectory
 from services.alerts.wording import amount, percent
 from services.report.charts import chart
@@ -35,19 +35,16 @@ def summarise(indicator: Indicator, history: History) -> Summary:
     latest = history.points[-1] if history.points else None
     if latest is None or latest.value is None:
         return Summary(indicator, history.points, latest, None, "no data")
-    end = datetime.combine(latest.on + timedelta(days=1), time.min, UTC)
     projection = None
     if latest.recent is not None:
         projection = project(indicator, latest.value, latest.recent, latest.on)
-    if latest.on >= indicator.deadline:
+    if latest.on > indicator.deadline:  # the deadline day itself still counts as before it
         met = latest.value >= indicator.target * (1 - indicator.tolerance)
         return Summary(indicator, history.points, latest, projection, "met" if met else "missed")
+    end = datetime.combine(latest.on + timedelta(days=1), time.min, UTC)
     behind = TargetTrajectory(indicator).is_behind(latest.value, end)
-    status = outlook(indicator, behind, projection)
-    return Summary(indicator, history.points, latest, projection, _LABELS[status])
-
-
-_LABELS = {Outlook.ON_TRACK: "on track", Outlook.AT_RISK: "at risk", Outlook.BEHIND: "behind"}
+    status = outlook(indicator, behind, projection).value.replace("_", " ")
+    return Summary(indicator, history.points, latest, projection, status)
 
 
 def render(

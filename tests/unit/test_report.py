@@ -175,3 +175,10 @@ def test_a_chart_draws_its_series_and_a_projection_only_when_there_is_one() -> N
         assert f'data-series="{series}"' in svg
     assert svg.count('class="actual-point"') == 2
     assert 'data-series="projection"' not in chart(JOBS, points, None)
+
+
+def test_the_deadline_day_itself_is_still_judged_against_the_trajectory() -> None:
+    """On 2029-12-31 the target is due by the end of the day: 1,500 is behind (the trajectory
+    is near 1,800), not yet "missed"; the next day it is missed."""
+    assert _summary(1500, 0, date(2029, 12, 31)).status == "behind"
+    assert _summary(1500, 0, date(2030, 1, 1)).status == "missed"
