@@ -104,8 +104,18 @@ Identifier = Annotated[
 ]
 """An id from an upstream system: letters, digits and ``. _ : -``; never ``/``, which keys use."""
 
-SourceName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-Text = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+_NOT_BLANK = r"^\S(.*\S)?$"
+"""What the schema says of trimmed text: starts and ends with a non-space (validation trims)."""
+SourceName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=64),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": _NOT_BLANK}),
+]
+Text = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=256),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": _NOT_BLANK}),
+]
 SnakeCode = Annotated[
     StrictStr,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$"),
@@ -119,16 +129,57 @@ SnakeCode = Annotated[
 CountryCode = Annotated[
     StrictStr,
     AfterValidator(_country_code),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(_ALPHA2),
+            "description": "ISO 3166-1 alpha-2; lower case is accepted and upper-cased.",
+        }
+    ),
 ]
 """ISO 3166-1 alpha-2, normalised to upper case (``kz`` becomes ``KZ``)."""
 
-Count = Annotated[StrictInt, Field(ge=0, le=10_000_000)]
-SignedCount = Annotated[StrictInt, Field(ge=-10_000_000, le=10_000_000)]
+_COUNT_LIMIT = 10_000_000
+_COUNT_DIGITS = len(str(_COUNT_LIMIT)) - 1
+
+
+def _integral_number(value: Any) -> Any:
+    """``12.0`` as JSON text is the number 12 (JSON and JSON Schema make no difference), so the
+    decoder's ``Decimal("12.0")`` becomes ``12``; ``12.5``, ``"12"`` and ``true`` stay refused.
+
+    The size is checked before any arithmetic: ``1e999999999`` must not become an integer.
+    """
+    if (
+        type(value) is Decimal
+        and value.is_finite()
+        and value.adjusted() <= _COUNT_DIGITS
+        and value == value.to_integral_value()
+    ):
+        return int(value)
+    return value
+
+
+Count = Annotated[StrictInt, Field(ge=0, le=_COUNT_LIMIT), BeforeValidator(_integral_number)]
+SignedCount = Annotated[
+    StrictInt, Field(ge=-_COUNT_LIMIT, le=_COUNT_LIMIT), BeforeValidator(_integral_number)
+]
 Flag = StrictBool
 
-_DECIMAL_STRING = f"^{_DECIMAL_TEXT.pattern}$"
 _DECIMAL_LIMITS: dict[str, Any] = {"allow_inf_nan": False, "max_digits": 24, "decimal_places": 6}
+# What the JSON Schema says of an amount is a subset of what validation accepts (no sign, no
+# surrounding spaces, no leading zeros beyond 18 digits), so that anything a client generates
+# from the schema is accepted: at most 18 digits before the point and 6 after it.
+_INTEGER_PART = "[0-9]{1,18}"
+_FRACTION = r"(\.[0-9]{1,6})?"
+_NON_ZERO_FRACTION = "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{5 - zeros}}}" for zeros in range(6))
+"""1 to 6 decimals, not all zero: 5, 05, ..., 000005 then any digits up to the sixth."""
+_NON_NEGATIVE_TEXT = f"^{_INTEGER_PART}{_FRACTION}$"
+_POSITIVE_TEXT = f"^(0{{0,17}}[1-9][0-9]{{0,17}}{_FRACTION}|0{{1,18}}\\.({_NON_ZERO_FRACTION}))$"
+_DECIMAL_NUMBER: dict[str, Any] = {
+    "type": "number",
+    "maximum": 10**18 - 1,
+    "multipleOf": 0.000001,
+}
 _AS_DECIMAL_STRING = PlainSerializer(decimal_text, return_type=str, when_used="json")
 # The constraints come before the validator so that pydantic-core checks digits natively; after
 # it they would run as Python functions, which made amount validation three times slower.
@@ -140,8 +191,8 @@ Amount = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": _DECIMAL_STRING},
+                {**_DECIMAL_NUMBER, "minimum": 0},
+                {"type": "string", "pattern": _NON_NEGATIVE_TEXT},
             ],
             "description": "Exact decimal, at most 6 decimal places: a JSON number or a string.",
         }
@@ -156,8 +207,8 @@ PositiveAmount = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": _DECIMAL_STRING},
+                {**_DECIMAL_NUMBER, "exclusiveMinimum": 0},
+                {"type": "string", "pattern": _POSITIVE_TEXT},
             ],
             "description": "Exact decimal > 0, at most 6 decimal places: JSON number or string.",
         }
@@ -165,7 +216,11 @@ PositiveAmount = Annotated[
 ]
 
 CalendarDate = Annotated[date, BeforeValidator(_parse_calendar_date)]
-Month = Annotated[str, BeforeValidator(_parse_month)]
+Month = Annotated[
+    str,
+    BeforeValidator(_parse_month),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"}),
+]
 """A calendar month ``YYYY-MM``."""
 
 Timestamp = Annotated[AwareDatetime, WrapValidator(_utc_timestamp)]

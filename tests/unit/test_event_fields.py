@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from contracts.codec import Accepted, Rejected, RejectReason, decode_event
+from contracts.codec import Accepted, Rejected, RejectReason, decode_event, encode_event
 from contracts.events import (
     HiringReportEvent,
     ProjectMilestoneEvent,
@@ -151,10 +151,30 @@ def test_python_float_is_refused_for_an_amount() -> None:
         TradeShipmentEvent.model_validate(obj)
 
 
-@pytest.mark.parametrize("value", ["12", 12.0, True, None])
+@pytest.mark.parametrize("value", ["12", 12.5, True, None])
 def test_jobs_created_must_be_a_json_integer(value: object) -> None:
-    """jobs_created refuses "12", 12.0 (JSON text 12.0), true and null."""
+    """jobs_created refuses "12", 12.5, true and null."""
     _assert_refused(_with(HIRING, "data.jobs_created", value), "data.jobs_created")
+
+
+def _jobs_as_json_text(text: str) -> bytes:
+    return _with(HIRING, "data.jobs_created", "JOBS").replace(b'"JOBS"', text.encode())
+
+
+@pytest.mark.parametrize(("text", "jobs"), [("12.0", 12), ("-7.00", -7), ("1e3", 1000)])
+def test_an_integral_json_number_is_an_integer(text: str, jobs: int) -> None:
+    """JSON and JSON Schema make 12.0 the number 12: a count written so is read as 12 and the
+    canonical form writes 12 (a client generating from the published schema may send it)."""
+    event = _accept(_jobs_as_json_text(text))
+    assert isinstance(event, HiringReportEvent)
+    assert event.data.jobs_created == jobs
+    assert f'"jobs_created":{jobs},'.encode() in encode_event(event)
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "-1e999999999", "10000001.0", "12.000001"])
+def test_a_huge_or_fractional_number_is_not_a_count(text: str) -> None:
+    """Out of range or not whole: refused, and 1e999999999 without building its integer."""
+    _assert_refused(_jobs_as_json_text(text), "data.jobs_created")
 
 
 def test_negative_jobs_created_is_accepted() -> None:
