@@ -48,6 +48,8 @@ class RejectReason(StrEnum):
     """The record's headers are over ``MAX_HEADER_BYTES``."""
     HEADERS_NOT_UTF8 = "headers_not_utf8"
     """A header key or value is not UTF-8 text."""
+    FORBIDDEN = "forbidden"
+    """Valid, but outside what its HTTP publisher may publish (event type or ``source``)."""
 
 
 @dataclass(frozen=True, slots=True)

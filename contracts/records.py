@@ -13,8 +13,13 @@ from contracts.codec import FieldError, RejectReason
 from contracts.events import Contract
 from contracts.fields import Timestamp
 
+CANONICAL_HEADER_PUBLISHER = "x-roadmap-publisher"
+"""On each canonical event: who sent it; an HTTP publisher's name, or ``kafka`` (on Kafka the
+broker's ACLs say who may write each upstream topic), or ``anonymous`` (HTTP with no
+publishers file)."""
 DLQ_HEADER_REASON = "x-roadmap-reason"
 DLQ_HEADER_SOURCE_TOPIC = "x-roadmap-source-topic"
+DLQ_HEADER_PUBLISHER = CANONICAL_HEADER_PUBLISHER
 DLQ_HEADER_SOURCE_PARTITION = "x-roadmap-source-partition"
 DLQ_HEADER_SOURCE_OFFSET = "x-roadmap-source-offset"
 DLQ_MAX_ORIGINAL_BYTES = 512 * 1024

@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         "503 (not ready)",
     )
 
+    token = commands.add_parser(
+        "token", help="mint a bearer token for a publisher of the publishers file"
+    )
+    token.add_argument("name", metavar="NAME", help="the publisher, e.g. customs-kz")
+
     rules = commands.add_parser(
         "rules", help="write Prometheus rules generated from the roadmap and alerts files"
     )
@@ -187,6 +192,12 @@ def _report(args: argparse.Namespace) -> int:
     )
 
 
+def _token(args: argparse.Namespace) -> int:
+    from services.commands.token import mint_token
+
+    return mint_token(args.name, sys.stdout, sys.stderr)
+
+
 def _rules(args: argparse.Namespace) -> int:
     from services.commands.rules import run_rules
 
@@ -208,6 +219,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "publish": _publish,
     "status": _status,
     "report": _report,
+    "token": _token,
     "rules": _rules,
     "dashboards": _dashboards,
 }

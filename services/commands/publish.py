@@ -8,8 +8,10 @@ reached.
 - ``--via http`` posts batches to ingest's ``POST /v1/events`` and reads each event's outcome
   from the answer. A line that is not JSON is posted on its own, so it cannot spoil its batch.
   A 503 (ingest starting, or its broker down) is retried, after ``Retry-After``, for up to
-  ``--wait`` seconds; the batch refused is sent again, never one that was accepted. A 401 (the
-  token) stops at once; a 413 splits the batch until ingest takes it.
+  ``--wait`` seconds; the batch refused is sent again, never one that was accepted. A 429 (this
+  publisher over its rate) waits its ``Retry-After`` and sends the same batch again, for as long
+  as it takes. A 401 (the token) stops at once; a 413 splits the batch until ingest takes it; a
+  403 is read like a 422: the events outside the publisher's scope are rejected as ``forbidden``.
 - ``--via kafka`` produces each line to the upstream topic of its ``type`` and then follows the
   canonical and DLQ topics until every line's outcome is seen (or ``--wait`` runs out: an exact
   duplicate of an event accepted earlier produces no record at all).
@@ -24,7 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -52,10 +54,20 @@ class Tally:
     examples: list[str] = field(default_factory=list)
     stopped: str | None = None
     """Why publishing stopped before the last line (the rest was not sent)."""
+    throttled: int = 0
+    """How many times ingest answered 429 (over this publisher's rate)."""
+    throttled_s: float = 0.0
+    """Seconds spent waiting for those."""
 
     @property
     def done(self) -> int:
         return self.accepted + self.duplicates + sum(self.rejected.values()) + self.unseen
+
+    def throttle(self, pause: float) -> float:
+        """Count a 429 and the ``pause`` it asks for; return the pause."""
+        self.throttled += 1
+        self.throttled_s += pause
+        return pause
 
     def reject(self, line_number: int, reason: str, detail: str) -> None:
         self.rejected[reason] += 1
@@ -129,6 +141,15 @@ def _error_of(response: httpx.Response) -> str:
         return response.text[:200]
 
 
+def _count_answer(tally: Tally, batch: list[tuple[int, bytes]], answer: dict[str, Any]) -> None:
+    """Each event's outcome from a 202, 403 or 422 answer, by its index in the batch."""
+    tally.accepted += len(answer["accepted"])
+    tally.duplicates += len(answer["duplicates"])
+    for rejection in answer["rejected"]:
+        number = batch[rejection["index"]][0]
+        tally.reject(number, rejection["reason"], rejection["detail"])
+
+
 def publish_http(
     lines: Sequence[tuple[int, bytes]],
     url: str,
@@ -172,6 +193,10 @@ def publish_http(
                 sleep(min(_retry_after(response), max(0.0, wait_s - (now - unavailable_since))))
                 continue
             unavailable_since = None
+            if status == 429:
+                pending.appendleft(batch)  # nothing was published: the same batch, later
+                sleep(tally.throttle(_retry_after(response)))
+                continue
             if status == 401:
                 tally.stopped = (
                     f"ingest at {url} refused the token (401: {_error_of(response)}); set "
@@ -187,13 +212,8 @@ def publish_http(
                 tally.reject(batch[0][0], "not_json", _error_of(response))
             elif status == 413:
                 tally.reject(batch[0][0], "request_too_large", f"not sent: {_error_of(response)}")
-            elif status in (202, 422):
-                answer = response.json()
-                tally.accepted += len(answer["accepted"])
-                tally.duplicates += len(answer["duplicates"])
-                for rejection in answer["rejected"]:
-                    number = batch[rejection["index"]][0]
-                    tally.reject(number, rejection["reason"], rejection["detail"])
+            elif status in (202, 403, 422):
+                _count_answer(tally, batch, response.json())
             else:
                 tally.stopped = (
                     f"ingest at {url} answered {status} ({_error_of(response)}); nothing from "
@@ -351,6 +371,11 @@ def summary(tally: Tally, path: Path, via: str) -> str:
         lines[0] += (
             f", {tally.unseen:,} with no outcome seen (an exact duplicate of an event accepted "
             "earlier produces none; or ingest is not running)"
+        )
+    if tally.throttled:
+        lines.append(
+            f"slowed to the publisher's rate: {tally.throttled:,} answers 429, "
+            f"{tally.throttled_s:,.0f} s waited"
         )
     if tally.rejected:
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in tally.rejected.most_common())

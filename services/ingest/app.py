@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from contracts.publishers import load_publishers
 from contracts.records import DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.http import CheckResult, health_app
@@ -16,6 +18,7 @@ from services.common.publishing import BatchPublisher, RecordPublisher
 from services.common.reading import StateReaders
 from services.common.runtime import ServiceApp, broker_check
 from services.common.watchdog import ConsumerGauges
+from services.ingest.access import Access
 from services.ingest.consumer import UpstreamConsumer
 from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import events_route
@@ -26,6 +29,7 @@ from services.ingest.recall import DedupRecall
 from services.ingest.settings import IngestSettings
 
 SERVICE = "ingest"
+log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -62,9 +66,22 @@ def create_app(
     """Wire broker, publisher, pipeline, Kafka subscriber and HTTP routes for one instance.
 
     ``publisher`` and ``readers`` replace the Kafka producer and the recall's consumer (the
-    ``service`` test tier runs ingest in memory with them)."""
+    ``service`` test tier runs ingest in memory with them). A publishers file that cannot be used
+    stops it with ``PublishersFileError``, naming the line and field."""
+    publishers = (
+        load_publishers(settings.publishers_file) if settings.publishers_file is not None else None
+    )
+    access = Access(token=settings.api_token, publishers=publishers)
+    if publishers is not None:
+        waiting = [n for n, p in publishers.publishers.items() if p.token_sha256 is None]
+        if waiting:
+            log.warning(
+                "publishers without a token are refused until one is issued "
+                "(roadmap-monitor token NAME)",
+                extra={"publishers": waiting},
+            )
     registry = CollectorRegistry()
-    metrics = IngestMetrics(registry)
+    metrics = IngestMetrics(registry, access.names)
     broker = make_broker(
         settings.kafka,
         service=SERVICE,
@@ -98,7 +115,7 @@ def create_app(
             "consumer": consumer.readiness,
             "dedup": recall.readiness,
         },
-        routes=[events_route(settings, pipeline, metrics), openapi_route(settings)],
+        routes=[events_route(settings, pipeline, metrics, access), openapi_route(settings)],
     )
     return ServiceApp(
         name=SERVICE,

@@ -3,13 +3,14 @@
 Each element keeps its original bytes (the array is split on element boundaries, not
 re-serialised), goes through the same triage, and a rejected element lands in the DLQ like a
 rejected Kafka message. ``202`` when everything was accepted (or was an exact duplicate),
-``422`` with a per-index error list otherwise; valid elements of the batch are accepted either
-way. ``202`` is only sent once the broker acknowledged every outcome.
+``403`` when some event is outside what its publisher may publish, else ``422`` when some was
+rejected, each with a per-index list; valid elements of the batch are accepted either way. ``202``
+is only sent once the broker acknowledged every outcome. Who is posting (``access.py``) decides
+the scope and the rate: over the rate, ``429`` with ``Retry-After`` and nothing is published.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 
@@ -20,8 +21,10 @@ from starlette.routing import Route
 from contracts.codec import RejectReason
 from contracts.http_api import ErrorAnswer, EventsAnswer, Rejection
 from services.common.publishing import PublishError
+from services.ingest.access import Access, Caller
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
+from services.ingest.rate_limits import retry_after_header
 from services.ingest.settings import IngestSettings
 from services.ingest.triage import Canonical, DeadLetter, Outcome, SourceRecord
 
@@ -94,11 +97,13 @@ def _json(body: EventsAnswer | ErrorAnswer, status: int, **headers: str) -> Resp
 
 def _summary(outcomes: list[Outcome]) -> tuple[int, EventsAnswer]:
     accepted, duplicates, rejected = [], [], []
+    forbidden = False
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Canonical):
             accepted.append(outcome.event_id)
         elif isinstance(outcome, DeadLetter):
             rejection = outcome.rejection
+            forbidden = forbidden or rejection.reason is RejectReason.FORBIDDEN
             rejected.append(
                 Rejection(
                     index=index,
@@ -110,7 +115,7 @@ def _summary(outcomes: list[Outcome]) -> tuple[int, EventsAnswer]:
         else:
             duplicates.append(outcome.event_id)
     body = EventsAnswer(accepted=accepted, duplicates=duplicates, rejected=rejected)
-    return (422 if rejected else 202), body
+    return (403 if forbidden else 422 if rejected else 202), body
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -126,11 +131,9 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 
 def events_route(
-    settings: IngestSettings, pipeline: IngestPipeline, metrics: IngestMetrics
+    settings: IngestSettings, pipeline: IngestPipeline, metrics: IngestMetrics, access: Access
 ) -> Route:
     """The ``POST /v1/events`` route."""
-    token = settings.api_token
-    expected_auth = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
     max_body = settings.http_max_body_bytes
 
     async def post_events(request: Request) -> Response:
@@ -139,15 +142,7 @@ def events_route(
         return response
 
     def _refuse_early(request: Request) -> Response | None:
-        """Auth, media type and declared size: checked before a byte of the body is read."""
-        if expected_auth is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected_auth):
-                return _json(
-                    ErrorAnswer(error="missing or wrong bearer token"),
-                    401,
-                    **{"WWW-Authenticate": 'Bearer realm="roadmap-ingest"'},
-                )
+        """Media type and declared size: checked before a byte of the body is read."""
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in {"application/json", ""}:
             return _error(415, f"send application/json, not {content_type!r}")
@@ -171,19 +166,50 @@ def events_route(
             )
         return elements
 
+    def _over_rate(caller: Caller, events: int) -> Response | None:
+        bucket = caller.bucket
+        if bucket is None:
+            return None
+        if events > bucket.rate.burst:
+            return _error(
+                413,
+                f"{events} events in one request; publisher {caller.name!r} may send at most "
+                f"{bucket.rate.burst} at once",
+            )
+        wait = bucket.take(events, access.now())
+        if not wait:
+            return None
+        message = (
+            f"publisher {caller.name!r} is over its rate of {bucket.rate.events_per_second:g} "
+            f"events/s; nothing was published, retry after {wait:.1f} s"
+        )
+        return _json(ErrorAnswer(error=message), 429, **{"Retry-After": retry_after_header(wait)})
+
     async def _handle(request: Request) -> Response:
+        caller = access.identify(request.headers.get("authorization", ""))
+        if caller is None:
+            return _json(
+                ErrorAnswer(error="missing or unknown bearer token"),
+                401,
+                **{"WWW-Authenticate": 'Bearer realm="roadmap-ingest"'},
+            )
         refused = _refuse_early(request)
         if refused is not None:
             return refused
         elements = await _read_events(request)
         if isinstance(elements, Response):
             return elements
+        refused = _over_rate(caller, len(elements))
+        if refused is not None:
+            return refused
         sources = [
             SourceRecord(HTTP_SOURCE, None, None, None, element, expected_type=None)
             for element in elements
         ]
         try:
-            outcomes = await pipeline.process(sources, source="http")
+            outcomes = await pipeline.process(
+                sources, source="http", publisher=caller.name, scope=caller.scope
+            )
         except PublishError as exc:
             log.warning("HTTP batch not published", extra={"error": str(exc)})
             message = (

@@ -1,13 +1,14 @@
 """Ingest's metrics, declared once against an injected registry.
 
-Label values are closed sets (source, event type, reject reason, topic, partition), so the
-number of series never depends on what upstream sends.
+Label values are closed sets (source, publisher, event type, reject reason, topic, partition),
+so the number of series never depends on what upstream sends: ``publisher`` is ``kafka`` for
+upstream topics, and for HTTP a name from the publishers file (or ``anonymous`` without one).
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -22,30 +23,33 @@ _BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
 
 
 class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, http_publishers: Sequence[str] = ("anonymous",)
+    ) -> None:
+        self._publishers = {"kafka": ("kafka",), "http": tuple(http_publishers)}
         self.received = Counter(
             "roadmap_ingest_events_received",
             "Upstream messages processed, by source and type (on Kafka the topic's type; on HTTP "
             "the event's type if it is valid, else unknown).",
-            ["source", "type"],
+            ["source", "publisher", "type"],
             registry=registry,
         )
         self.accepted = Counter(
             "roadmap_ingest_events_accepted",
             "Events published as canonical events.",
-            ["source", "type"],
+            ["source", "publisher", "type"],
             registry=registry,
         )
         self.rejected = Counter(
             "roadmap_ingest_events_rejected",
             "Messages sent to the DLQ, by reason.",
-            ["source", "type", "reason"],
+            ["source", "publisher", "type", "reason"],
             registry=registry,
         )
         self.duplicates = Counter(
             "roadmap_ingest_events_duplicate",
             "Exact re-deliveries of an accepted event_id, dropped.",
-            ["source", "type"],
+            ["source", "publisher", "type"],
             registry=registry,
         )
         self.dlq_records = Counter(
@@ -99,14 +103,15 @@ class IngestMetrics:
         for source in SOURCES:
             self.batch_duration.labels(source)
             self.batch_size.labels(source)
-            for event_type in _TYPES:
-                self.received.labels(source, event_type)
-                self.accepted.labels(source, event_type)
-                self.duplicates.labels(source, event_type)
-                for reason in RejectReason:
-                    self.rejected.labels(source, event_type, reason.value)
+            for publisher in self._publishers[source]:
+                for event_type in _TYPES:
+                    self.received.labels(source, publisher, event_type)
+                    self.accepted.labels(source, publisher, event_type)
+                    self.duplicates.labels(source, publisher, event_type)
+                    for reason in RejectReason:
+                        self.rejected.labels(source, publisher, event_type, reason.value)
 
-    def count(self, outcomes: Iterable[Outcome], *, source: str) -> None:
+    def count(self, outcomes: Iterable[Outcome], *, source: str, publisher: str) -> None:
         """Count one processed batch, one ``inc`` per label combination rather than per event."""
         received: Tally[str] = Tally()
         accepted: Tally[str] = Tally()
@@ -122,11 +127,11 @@ class IngestMetrics:
             else:
                 duplicates[label] += 1
         for label, n in received.items():
-            self.received.labels(source, label).inc(n)
+            self.received.labels(source, publisher, label).inc(n)
         for label, n in accepted.items():
-            self.accepted.labels(source, label).inc(n)
+            self.accepted.labels(source, publisher, label).inc(n)
         for label, n in duplicates.items():
-            self.duplicates.labels(source, label).inc(n)
+            self.duplicates.labels(source, publisher, label).inc(n)
         for (label, reason), n in rejected.items():
-            self.rejected.labels(source, label, reason).inc(n)
+            self.rejected.labels(source, publisher, label, reason).inc(n)
         self.dlq_records.inc(sum(rejected.values()))

@@ -33,9 +33,16 @@ EVENTS_STATUSES: dict[int, tuple[str, type[BaseModel]]] = {
         "in the same request are accepted",
         EventsAnswer,
     ),
+    403: (
+        "at least one event is outside what this publisher may publish (its type or source, "
+        "per the publishers file): each is in the DLQ as forbidden, the others are handled as "
+        "for 202 and 422",
+        EventsAnswer,
+    ),
     400: ("the body is an array that is not valid JSON, or an empty array", ErrorAnswer),
     401: (
-        "INGEST_API_TOKEN is set and the bearer token is missing or wrong; nothing is published",
+        "the bearer token is missing or unknown (with INGEST_PUBLISHERS_FILE or INGEST_API_TOKEN "
+        "set); nothing is published",
         ErrorAnswer,
     ),
     413: (
@@ -44,6 +51,11 @@ EVENTS_STATUSES: dict[int, tuple[str, type[BaseModel]]] = {
         ErrorAnswer,
     ),
     415: ("a content type other than application/json", ErrorAnswer),
+    429: (
+        "this publisher is over its rate (events per second, per the publishers file); nothing "
+        "is published: send the same request again after Retry-After seconds",
+        ErrorAnswer,
+    ),
     503: (
         "the broker did not acknowledge, or ingest is still starting; retrying is safe (what got "
         "through is dropped as an exact duplicate)",
@@ -86,9 +98,10 @@ def openapi_document(settings: IngestSettings | None = None) -> dict[str, Any]:
         for status, (text, model) in EVENTS_STATUSES.items()
     }
     responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-    responses["503"]["headers"] = {
-        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
-    }
+    for status in ("429", "503"):
+        responses[status]["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
     return {
         "openapi": "3.1.0",
         "info": {

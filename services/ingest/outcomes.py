@@ -8,6 +8,8 @@ from datetime import datetime
 
 from contracts.codec import Headers, header_key_text, headers_size
 from contracts.records import (
+    CANONICAL_HEADER_PUBLISHER,
+    DLQ_HEADER_PUBLISHER,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_OFFSET,
     DLQ_HEADER_SOURCE_PARTITION,
@@ -22,9 +24,18 @@ from services.common.publishing import OutboundRecord
 from services.ingest.triage import Canonical, DeadLetter
 
 
-def canonical_record(outcome: Canonical, *, topic: str) -> OutboundRecord:
-    """The canonical event: keyed by its natural key, partitioned by its entity."""
-    return OutboundRecord(topic, outcome.key, outcome.value, partition_key=outcome.partition_key)
+def publisher_header(publisher: str) -> tuple[str, bytes]:
+    return (CANONICAL_HEADER_PUBLISHER, publisher.encode("utf-8"))
+
+
+def canonical_record(
+    outcome: Canonical, *, topic: str, publisher: tuple[str, bytes]
+) -> OutboundRecord:
+    """The canonical event: keyed by its natural key, partitioned by its entity, with who sent it
+    (``publisher``: a ``publisher_header``, made once a batch)."""
+    return OutboundRecord(
+        topic, outcome.key, outcome.value, (publisher,), partition_key=outcome.partition_key
+    )
 
 
 def _b64(raw: bytes) -> str:
@@ -76,12 +87,13 @@ def dlq_key(key: bytes | None) -> bytes | None:
     return b"sha256:" + hashlib.sha256(key).hexdigest().encode("ascii")
 
 
-def dlq_record(outcome: DeadLetter, *, topic: str, now: datetime) -> OutboundRecord:
+def dlq_record(outcome: DeadLetter, *, topic: str, now: datetime, publisher: str) -> OutboundRecord:
     """The DLQ message: the JSON record as value, the essentials again as headers."""
     source = outcome.source
     headers = [
         (DLQ_HEADER_REASON, outcome.rejection.reason.value.encode()),
         (DLQ_HEADER_SOURCE_TOPIC, source.topic.encode()),
+        (DLQ_HEADER_PUBLISHER, publisher.encode()),
     ]
     if source.partition is not None:
         headers.append((DLQ_HEADER_SOURCE_PARTITION, str(source.partition).encode()))

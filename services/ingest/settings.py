@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
 
 
 class IngestSettings(ServiceSettings):
-    """Every knob has a sane default; ``INGEST_API_TOKEN`` turns on bearer auth for HTTP."""
+    """Every knob has a sane default. HTTP is open unless ``INGEST_PUBLISHERS_FILE`` (each
+    publisher's token hash, scope and rate) or ``INGEST_API_TOKEN`` (one shared token) is set."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8001, ge=0, le=65535)
     api_token: SecretStr | None = Field(
         default=None, description="When set, POST /v1/events needs 'Authorization: Bearer <token>'"
+    )
+    publishers_file: Path | None = Field(
+        default=None,
+        description="deploy/publishers.yaml: who may POST /v1/events, what and how fast",
     )
     group_id: str = Field(default="roadmap-ingest", min_length=1)
     batch_max_records: int = Field(
@@ -40,3 +48,12 @@ class IngestSettings(ServiceSettings):
     retry_max_s: float = Field(
         default=10.0, gt=0, description="Longest pause between attempts to re-publish a batch"
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Self:
+        if self.api_token is not None and self.publishers_file is not None:
+            raise ValueError(
+                "INGEST_API_TOKEN and INGEST_PUBLISHERS_FILE exclude each other: give each "
+                "publisher its own token in the publishers file"
+            )
+        return self

@@ -5,7 +5,10 @@ Pure: no broker, clock or environment. The same function serves the Kafka and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
+
+import msgspec
 
 from contracts.codec import (
     MAX_EVENT_BYTES,
@@ -28,6 +31,7 @@ __all__ = [
     "DeadLetter",
     "Duplicate",
     "Outcome",
+    "Scope",
     "SourceRecord",
     "triage",
     "type_label",
@@ -66,13 +70,25 @@ class DeadLetter(NamedTuple):
 
 Outcome = Canonical | Duplicate | DeadLetter
 
+Scope = Callable[[str, str], "str | None"]
+"""What the sender may publish: ``(event type, source)`` to the reason it may not, or ``None``."""
 
-def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
+
+class _SourceField(msgspec.Struct, gc=False):
+    source: str
+
+
+_read_source = msgspec.json.Decoder(_SourceField).decode
+
+
+def triage(source: SourceRecord, pending: PendingIds, scope: Scope | None = None) -> Outcome:
     """Decode ``source`` and classify it against the ids accepted so far.
 
     An event already in the contract's normal form is read without the contract models
     (``contracts.normal_form``, byte for byte the same outcome); anything else goes through the
-    contract's decoder, which accepts or rejects it with the reason."""
+    contract's decoder, which accepts or rejects it with the reason. A valid event outside the
+    sender's ``scope`` is refused as ``forbidden`` before its id is remembered, so the right
+    publisher can still send it."""
     value = source.value
     if (
         value is not None
@@ -81,11 +97,19 @@ def triage(source: SourceRecord, pending: PendingIds) -> Outcome:
     ):
         normal = read_normal_form(value, source.expected_type)
         if normal is not None:
+            if scope is not None:
+                refusal = scope(normal.type, _read_source(normal.value).source)
+                if refusal is not None:
+                    return DeadLetter(source, Rejected(RejectReason.FORBIDDEN, refusal))
             return _classify(normal, source, pending)
     result = decode_record(value, source.headers, expected_type=source.expected_type)
     if isinstance(result, Rejected):
         return DeadLetter(source, result)
     event = result.event
+    if scope is not None:
+        refusal = scope(event.type, event.source)
+        if refusal is not None:
+            return DeadLetter(source, Rejected(RejectReason.FORBIDDEN, refusal))
     normal = NormalEvent(
         event.event_id, event.type, encode_event(event), canonical_key(event), partition_key(event)
     )

@@ -301,6 +301,40 @@ def test_503_for_longer_than_wait_stops_and_says_what_was_not_sent() -> None:
     assert tally.examples[-1] == "slept [5.0, 5.0, 2.0]"
 
 
+def test_429_waits_its_retry_after_and_resends_the_batch_beyond_wait() -> None:
+    """Over the publisher's rate: the refused batch is sent again after each Retry-After, for as
+    long as it takes (a throttle is not an outage, so --wait does not end it); counted."""
+    ingest = FakeIngest((202, {}), *[(429, {"Retry-After": "4"})] * 5)
+    tally = _publish(ingest, _event_lines(600), wait_s=10)
+    assert tally.stopped is None
+    assert tally.accepted == 600
+    assert (tally.throttled, tally.throttled_s) == (5, 20.0)
+    assert tally.examples[-1] == "slept [4.0, 4.0, 4.0, 4.0, 4.0]"
+    assert len(set(ingest.bodies[1:])) == 1
+    assert "slowed to the publisher's rate: 5 answers 429, 20 s waited" in summary(
+        tally, Path("f.ndjson"), "http"
+    )
+
+
+def test_403_is_read_like_422_with_the_forbidden_events_rejected() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        ids = [e["event_id"] for e in json.loads(request.content)]
+        forbidden = {"index": 1, "reason": "forbidden", "detail": "not yours", "errors": []}
+        body = {"accepted": [ids[0]], "duplicates": [], "rejected": [forbidden]}
+        return httpx.Response(403, json=body)
+
+    tally = publish_http(
+        _event_lines(2),
+        "http://ingest",
+        "t",
+        io.StringIO(),
+        client=httpx.Client(transport=httpx.MockTransport(handle)),
+    )
+    assert tally.stopped is None
+    assert tally.accepted == 1
+    assert tally.rejected == {"forbidden": 1}
+
+
 def test_401_stops_at_once_naming_the_token_variable() -> None:
     ingest = FakeIngest((401, {}))
     tally = _publish(ingest, _event_lines(10))

@@ -25,7 +25,7 @@ from contracts.records import KpiSnapshot
 from services.alerts.board import IndicatorBoard
 from services.common.partitioning import partition_for_key
 from services.ingest.dedup import DedupWindow
-from services.ingest.outcomes import canonical_record
+from services.ingest.outcomes import canonical_record, publisher_header
 from services.ingest.triage import Canonical, SourceRecord, triage
 from services.metrics.fold import PartitionState, apply
 from services.metrics.snapshots import snapshot_key
@@ -50,7 +50,9 @@ def canonical_log(arrivals: Iterable[AnyEvent], *, window: int = 10_000) -> Log:
         outcome = triage(source, pending)
         pending.commit()
         if isinstance(outcome, Canonical):
-            record = canonical_record(outcome, topic="roadmap.events.v1")
+            record = canonical_record(
+                outcome, topic="roadmap.events.v1", publisher=publisher_header("kafka")
+            )
             assert record.key is not None
             assert record.partition_key is not None
             partition = partition_for_key(record.partition_key, PARTITIONS)

@@ -22,7 +22,13 @@ DUPLICATES = "roadmap_ingest_events_duplicate_total"
 DLQ_RECORDS = "roadmap_ingest_dlq_records_total"
 
 
+DEFAULT_PUBLISHER = {"kafka": "kafka", "http": "anonymous"}
+
+
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The sample's value; ``publisher`` defaults to the source's (kafka, or anonymous HTTP)."""
+    if "source" in labels:
+        labels.setdefault("publisher", DEFAULT_PUBLISHER[labels["source"]])
     value = registry.get_sample_value(name, labels)
     assert value is not None, f"no series {name}{labels}"
     return value
@@ -68,7 +74,7 @@ def test_every_series_exists_at_zero_before_counting(source: str) -> None:
 def test_counted_batch_is_split_by_outcome_and_type() -> None:
     """Each outcome lands in accepted, duplicate or rejected (with its reason) under its type."""
     registry = CollectorRegistry()
-    IngestMetrics(registry).count(_mixed_outcomes(), source="kafka")
+    IngestMetrics(registry).count(_mixed_outcomes(), source="kafka", publisher="kafka")
     shipment, hiring = EventType.TRADE_SHIPMENT.value, EventType.HIRING_REPORT.value
 
     def rejected(event_type: str, reason: RejectReason) -> float:
@@ -92,9 +98,9 @@ def test_received_is_accepted_plus_rejected_plus_duplicates_per_type() -> None:
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     outcomes = _mixed_outcomes()
-    metrics.count(outcomes, source="kafka")
-    metrics.count(outcomes[2:], source="kafka")
-    metrics.count(outcomes, source="http")
+    metrics.count(outcomes, source="kafka", publisher="kafka")
+    metrics.count(outcomes[2:], source="kafka", publisher="kafka")
+    metrics.count(outcomes, source="http", publisher="anonymous")
     total = 0.0
     for source in SOURCES:
         for event_type in TYPES:
@@ -119,16 +125,16 @@ def test_dlq_records_equal_the_number_of_dead_letters() -> None:
     outcomes = _mixed_outcomes()
     dead_letters = sum(isinstance(o, DeadLetter) for o in outcomes)
     assert dead_letters == 4
-    metrics.count(outcomes, source="kafka")
+    metrics.count(outcomes, source="kafka", publisher="kafka")
     assert _value(registry, DLQ_RECORDS) == dead_letters
-    metrics.count(outcomes, source="http")
+    metrics.count(outcomes, source="http", publisher="anonymous")
     assert _value(registry, DLQ_RECORDS) == 2 * dead_letters
 
 
 def test_empty_batch_counts_nothing() -> None:
     """Counting no outcomes leaves every counter at zero."""
     registry = CollectorRegistry()
-    IngestMetrics(registry).count([], source="http")
+    IngestMetrics(registry).count([], source="http", publisher="anonymous")
     assert _value(registry, DLQ_RECORDS) == 0
     for event_type in TYPES:
         assert _value(registry, RECEIVED, source="http", type=event_type) == 0
@@ -137,7 +143,30 @@ def test_empty_batch_counts_nothing() -> None:
 def test_two_instances_use_separate_registries() -> None:
     """Metrics built on different registries do not share counts (nothing global)."""
     first, second = CollectorRegistry(), CollectorRegistry()
-    IngestMetrics(first).count(_mixed_outcomes(), source="kafka")
+    IngestMetrics(first).count(_mixed_outcomes(), source="kafka", publisher="kafka")
     IngestMetrics(second)
     assert _value(first, DLQ_RECORDS) == 4
     assert _value(second, DLQ_RECORDS) == 0
+
+
+def test_http_publishers_from_the_file_each_have_their_series() -> None:
+    """With named publishers, each one's series exist at zero (and no anonymous ones), and a
+    batch is counted under the publisher that sent it."""
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry, ("customs-kz", "project-office"))
+    shipment = EventType.TRADE_SHIPMENT.value
+    for publisher in ("customs-kz", "project-office"):
+        assert _value(registry, ACCEPTED, source="http", publisher=publisher, type=shipment) == 0
+        labels = {"source": "http", "publisher": publisher, "type": shipment}
+        assert _value(registry, REJECTED, **labels, reason=RejectReason.FORBIDDEN.value) == 0
+    assert (
+        registry.get_sample_value(
+            ACCEPTED, {"source": "http", "publisher": "anonymous", "type": shipment}
+        )
+        is None
+    )
+
+    metrics.count(_mixed_outcomes(), source="http", publisher="customs-kz")
+
+    assert _value(registry, ACCEPTED, source="http", publisher="customs-kz", type=shipment) == 1
+    assert _value(registry, ACCEPTED, source="http", publisher="project-office", type=shipment) == 0

@@ -13,6 +13,8 @@ from contracts.codec import RejectReason
 from contracts.events import EventType, HiringReportEvent, ProjectMilestoneEvent
 from contracts.examples import valid_examples
 from contracts.records import (
+    CANONICAL_HEADER_PUBLISHER,
+    DLQ_HEADER_PUBLISHER,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_OFFSET,
     DLQ_HEADER_SOURCE_PARTITION,
@@ -24,7 +26,7 @@ from contracts.records import (
 from services.common.publishing import OutboundRecord
 from services.ingest.dedup import DedupWindow
 from services.ingest.http_api import HTTP_SOURCE
-from services.ingest.outcomes import canonical_record, dlq_record, dlq_value
+from services.ingest.outcomes import canonical_record, dlq_record, dlq_value, publisher_header
 from services.ingest.triage import Canonical, DeadLetter, SourceRecord, triage
 
 NOW = datetime(2025, 7, 1, 12, 30, 15, 250_000, tzinfo=timezone(timedelta(hours=5)))
@@ -70,9 +72,15 @@ def test_canonical_record_is_keyed_by_natural_key() -> None:
         SourceRecord("in", 0, 0, b"upstream-key", example.raw, None), DedupWindow(10).pending()
     )
     assert isinstance(outcome, Canonical)
-    record = canonical_record(outcome, topic="roadmap.events.test")
+    record = canonical_record(
+        outcome, topic="roadmap.events.test", publisher=publisher_header("customs-kz")
+    )
     assert record == OutboundRecord(
-        "roadmap.events.test", outcome.key, outcome.value, partition_key=outcome.partition_key
+        "roadmap.events.test",
+        outcome.key,
+        outcome.value,
+        ((CANONICAL_HEADER_PUBLISHER, b"customs-kz"),),
+        partition_key=outcome.partition_key,
     )
     assert record.key != b"upstream-key"
 
@@ -97,14 +105,19 @@ def test_a_projects_milestones_and_hiring_reports_share_a_partition_key() -> Non
 
 def test_dlq_record_goes_to_the_dlq_topic_with_the_source_key() -> None:
     """The DLQ message is published on the given topic, keyed by the upstream message's key."""
-    record = dlq_record(_dead_letter(NEGATIVE_TONNES, key=b"k-77"), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(
+        _dead_letter(NEGATIVE_TONNES, key=b"k-77"), topic=DLQ_TOPIC, now=NOW, publisher="kafka"
+    )
     assert record.topic == DLQ_TOPIC
     assert record.key == b"k-77"
 
 
 def test_dlq_record_keeps_a_key_at_the_limit() -> None:
     key = b"k" * DLQ_MAX_KEY_BYTES
-    assert dlq_record(_dead_letter(b"{}", key=key), topic=DLQ_TOPIC, now=NOW).key == key
+    assert (
+        dlq_record(_dead_letter(b"{}", key=key), topic=DLQ_TOPIC, now=NOW, publisher="kafka").key
+        == key
+    )
 
 
 def test_dlq_record_of_a_huge_key_and_value_fits_a_default_broker_limit() -> None:
@@ -112,8 +125,10 @@ def test_dlq_record_of_a_huge_key_and_value_fits_a_default_broker_limit() -> Non
     same key) and key plus value stay under Kafka's default 1,048,588-byte message limit."""
     key = bytes(range(256)) * 1600
     original = b"\xff" * (DLQ_MAX_ORIGINAL_BYTES + 8 * 1024)
-    record = dlq_record(_dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW)
-    again = dlq_record(_dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(
+        _dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW, publisher="kafka"
+    )
+    again = dlq_record(_dead_letter(original, key=key), topic=DLQ_TOPIC, now=NOW, publisher="kafka")
     assert record.key == b"sha256:" + hashlib.sha256(key).hexdigest().encode()
     assert again.key == record.key
     assert len(record.key or b"") + len(record.value) < 1_048_588
@@ -121,18 +136,22 @@ def test_dlq_record_of_a_huge_key_and_value_fits_a_default_broker_limit() -> Non
 
 def test_dlq_record_without_a_source_key_has_no_key() -> None:
     """An unkeyed upstream message (e.g. from HTTP) gives an unkeyed DLQ message."""
-    record = dlq_record(_dead_letter(b"{}", key=None), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(_dead_letter(b"{}", key=None), topic=DLQ_TOPIC, now=NOW, publisher="kafka")
     assert record.key is None
 
 
 def test_dlq_headers_carry_reason_and_source_position() -> None:
     """Headers hold the reason, source topic, partition and offset as UTF-8 text."""
     record = dlq_record(
-        _dead_letter(NEGATIVE_TONNES, partition=2, offset=41), topic=DLQ_TOPIC, now=NOW
+        _dead_letter(NEGATIVE_TONNES, partition=2, offset=41),
+        topic=DLQ_TOPIC,
+        now=NOW,
+        publisher="kafka",
     )
     assert _headers(record) == {
         DLQ_HEADER_REASON: b"schema",
         DLQ_HEADER_SOURCE_TOPIC: SHIPMENTS_TOPIC.encode(),
+        DLQ_HEADER_PUBLISHER: b"kafka",
         DLQ_HEADER_SOURCE_PARTITION: b"2",
         DLQ_HEADER_SOURCE_OFFSET: b"41",
     }
@@ -140,7 +159,9 @@ def test_dlq_headers_carry_reason_and_source_position() -> None:
 
 def test_dlq_headers_keep_partition_and_offset_zero() -> None:
     """Partition 0 and offset 0 are real positions: their headers are present and say 0."""
-    record = dlq_record(_dead_letter(b"[]", partition=0, offset=0), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(
+        _dead_letter(b"[]", partition=0, offset=0), topic=DLQ_TOPIC, now=NOW, publisher="kafka"
+    )
     headers = _headers(record)
     assert headers[DLQ_HEADER_SOURCE_PARTITION] == b"0"
     assert headers[DLQ_HEADER_SOURCE_OFFSET] == b"0"
@@ -148,12 +169,13 @@ def test_dlq_headers_keep_partition_and_offset_zero() -> None:
 
 
 def test_http_source_has_no_partition_or_offset_headers() -> None:
-    """For an HTTP source (partition and offset None) only reason and source topic are sent."""
+    """For an HTTP source (partition and offset None): reason, source topic and publisher."""
     outcome = _dead_letter(b"nope", topic=HTTP_SOURCE, partition=None, offset=None, key=None)
-    record = dlq_record(outcome, topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(outcome, topic=DLQ_TOPIC, now=NOW, publisher="project-office")
     assert _headers(record) == {
         DLQ_HEADER_REASON: b"not_json",
         DLQ_HEADER_SOURCE_TOPIC: HTTP_SOURCE.encode(),
+        DLQ_HEADER_PUBLISHER: b"project-office",
     }
     parsed = _parsed(record)
     assert parsed.source_topic == HTTP_SOURCE
@@ -164,7 +186,7 @@ def test_http_source_has_no_partition_or_offset_headers() -> None:
 def test_dlq_value_parses_back_with_everything_about_the_rejection() -> None:
     """The JSON value round-trips through DlqRecord with reason, detail, errors and source."""
     outcome = _dead_letter(NEGATIVE_TONNES)
-    parsed = _parsed(dlq_record(outcome, topic=DLQ_TOPIC, now=NOW))
+    parsed = _parsed(dlq_record(outcome, topic=DLQ_TOPIC, now=NOW, publisher="kafka"))
     assert parsed.reason is RejectReason.SCHEMA
     assert parsed.detail == outcome.rejection.detail
     assert "data.tonnes" in parsed.detail
@@ -180,7 +202,7 @@ def test_dlq_value_parses_back_with_everything_about_the_rejection() -> None:
 
 def test_dlq_value_errors_are_plain_json_objects() -> None:
     """Each error in the DLQ JSON is an object with exactly loc, type and message."""
-    record = dlq_record(_dead_letter(NEGATIVE_TONNES), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(_dead_letter(NEGATIVE_TONNES), topic=DLQ_TOPIC, now=NOW, publisher="kafka")
     errors = json.loads(record.value)["errors"]
     assert errors, "a schema rejection carries its field errors"
     for error in errors:
@@ -190,7 +212,7 @@ def test_dlq_value_errors_are_plain_json_objects() -> None:
 
 def test_rejected_at_is_the_injected_time() -> None:
     """rejected_at is the ``now`` passed in (the same instant, stored in UTC), not the clock."""
-    parsed = _parsed(dlq_record(_dead_letter(b"nope"), topic=DLQ_TOPIC, now=NOW))
+    parsed = _parsed(dlq_record(_dead_letter(b"nope"), topic=DLQ_TOPIC, now=NOW, publisher="kafka"))
     assert parsed.rejected_at == NOW
     assert parsed.rejected_at.utcoffset() == timedelta(0)
     assert parsed.rejected_at == datetime(2025, 7, 1, 7, 30, 15, 250_000, tzinfo=UTC)
@@ -207,7 +229,9 @@ def test_rejected_at_is_the_injected_time() -> None:
 )
 def test_original_bytes_are_kept_exactly(original: bytes) -> None:
     """original_base64 decodes to the exact bytes received, with their size, not truncated."""
-    parsed = _parsed(dlq_record(_dead_letter(original), topic=DLQ_TOPIC, now=NOW))
+    parsed = _parsed(
+        dlq_record(_dead_letter(original), topic=DLQ_TOPIC, now=NOW, publisher="kafka")
+    )
     assert base64.b64decode(parsed.original_base64, validate=True) == original
     assert parsed.original_size == len(original)
     assert parsed.original_truncated is False
@@ -225,7 +249,7 @@ def test_original_at_the_limit_is_not_truncated() -> None:
 def test_oversized_original_is_cut_to_the_limit() -> None:
     """Beyond DLQ_MAX_ORIGINAL_BYTES the original is cut to its first bytes and flagged."""
     original = bytes(range(256)) * (DLQ_MAX_ORIGINAL_BYTES // 256) + b"tail-beyond-the-limit"
-    record = dlq_record(_dead_letter(original), topic=DLQ_TOPIC, now=NOW)
+    record = dlq_record(_dead_letter(original), topic=DLQ_TOPIC, now=NOW, publisher="kafka")
     parsed = _parsed(record)
     assert parsed.reason is RejectReason.TOO_LARGE
     kept = base64.b64decode(parsed.original_base64, validate=True)

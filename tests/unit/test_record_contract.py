@@ -109,7 +109,9 @@ def test_the_dlq_record_keeps_the_headers_in_order_with_null_values_and_escaped_
     headers = [("trace", b"abc"), (NOT_UTF8_KEY, b"\x00\xff"), ("empty", None), (" pad ", b"")]
     outcome = triage(_source(SHIPMENT.raw, headers), DedupWindow(10).pending())
     assert isinstance(outcome, DeadLetter)
-    record = DlqRecord.model_validate_json(dlq_record(outcome, topic="dlq", now=NOW).value)
+    record = DlqRecord.model_validate_json(
+        dlq_record(outcome, topic="dlq", now=NOW, publisher="kafka").value
+    )
     assert record.reason is RejectReason.HEADERS_NOT_UTF8
     assert [(h.key, h.value_base64) for h in record.original_headers] == [
         ("trace", base64.b64encode(b"abc").decode()),
@@ -124,7 +126,7 @@ def test_the_dlq_record_keeps_the_headers_in_order_with_null_values_and_escaped_
 def test_a_tombstone_on_the_dlq_has_no_original_bytes() -> None:
     outcome = triage(_source(None, [("why", b"delete")]), DedupWindow(10).pending())
     assert isinstance(outcome, DeadLetter)
-    value = json.loads(dlq_record(outcome, topic="dlq", now=NOW).value)
+    value = json.loads(dlq_record(outcome, topic="dlq", now=NOW, publisher="kafka").value)
     assert value["reason"] == "tombstone"
     assert value["original_size"] == 0
     assert value["original_base64"] == ""
@@ -140,7 +142,7 @@ def test_oversized_headers_are_kept_up_to_the_dlq_limit_and_marked_cut() -> None
     outcome = triage(_source(SHIPMENT.raw, headers), DedupWindow(10).pending())
     assert isinstance(outcome, DeadLetter)
     assert outcome.rejection.reason is RejectReason.HEADERS_TOO_LARGE
-    value = dlq_record(outcome, topic="dlq", now=NOW).value
+    value = dlq_record(outcome, topic="dlq", now=NOW, publisher="kafka").value
     assert len(value) < 64 * 1024
     assert DLQ_MAX_HEADER_BYTES == MAX_HEADER_BYTES
 
