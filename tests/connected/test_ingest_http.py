@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from pydantic import SecretStr
 from contracts.codec import Accepted, RejectReason, decode_event, encode_event
 from contracts.examples import InvalidExample, invalid_examples, valid_examples
 from contracts.keys import AnyEvent, canonical_key
+from contracts.publishers import new_token, token_sha256
 from contracts.records import (
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_TOPIC,
@@ -84,7 +86,7 @@ class Ingest:
 
 @contextlib.asynccontextmanager
 async def serve_ingest(
-    broker: RealBroker, *, api_token: str | None = None
+    broker: RealBroker, *, api_token: str | None = None, publishers_file: Path | None = None
 ) -> AsyncIterator[Ingest]:
     """An ingest instance on fresh topics, with a fixed clock, until the block ends."""
     kafka = KafkaSettings(
@@ -95,6 +97,7 @@ async def serve_ingest(
         kafka=kafka,
         group_id=unique_name("ingest"),
         api_token=SecretStr(api_token) if api_token is not None else None,
+        publishers_file=publishers_file,
     )
     app = create_app(settings, clock=lambda: REJECTED_AT)
     async with (
@@ -547,3 +550,113 @@ async def _until_answered(client: httpx.AsyncClient, timeout: float = 30) -> dic
             return checks
         assert asyncio.get_running_loop().time() < deadline, "ingest's HTTP never answered"
         await asyncio.sleep(0.1)
+
+
+def _metrics_by_publisher(text: str, name: str) -> dict[tuple[str, str], float]:
+    """``name``'s samples summed by (publisher, reason or '')."""
+    totals: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                key = (sample.labels["publisher"], sample.labels.get("reason", ""))
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+async def test_each_publisher_may_publish_only_its_own_events_at_its_own_rate(
+    broker: RealBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a publishers file: the project office's token posting a shipment gets 403 (the event
+    in the DLQ as forbidden, with the rule), customs KZ posting its own gets 202 (the canonical
+    record says who sent it), an unknown token 401, and a burst over customs' rate 429 with
+    Retry-After, nothing published. Metrics count by publisher. No token, and no hash of one,
+    is in any log record or on /metrics."""
+    caplog.set_level(logging.DEBUG)
+    customs_token, office_token = new_token(), new_token()
+    shipment = json.loads(valid_example("trade.shipment/road_flour_kz_by.json"))
+    assert shipment["source"] == "kz-customs"
+    milestone = valid_example("project.milestone/cancelled_project.json")
+    file = tmp_path / "publishers.yaml"
+    file.write_text(
+        "publishers:\n"
+        "  customs-kz:\n"
+        f"    token_sha256: {token_sha256(customs_token)}\n"
+        "    types: [trade.shipment]\n"
+        "    sources: [kz-customs]\n"
+        "    rate: {events_per_second: 0.5, burst: 3}\n"
+        "  project-office:\n"
+        f"    token_sha256: {token_sha256(office_token)}\n"
+        "    types: [project.milestone]\n"
+        "    sources: [project-office]\n"
+        "  employment-agency:\n"
+        "    token_sha256: null\n"
+        "    types: [hiring.report]\n"
+        "    sources: [employment-agency]\n",
+        encoding="utf-8",
+    )
+    as_customs = {"authorization": f"Bearer {customs_token}"}
+    as_office = {"authorization": f"Bearer {office_token}"}
+    raw_shipment = json.dumps(shipment).encode()
+
+    async with serve_ingest(broker, publishers_file=file) as ingest:
+        forbidden = await ingest.post(json_array([milestone, raw_shipment]), **as_office)
+        own = await ingest.post(raw_shipment, **as_customs)
+        unknown = await ingest.post(raw_shipment, authorization=f"Bearer {new_token()}")
+        hash_as_token = await ingest.post(
+            raw_shipment, authorization=f"Bearer {token_sha256(customs_token)}"
+        )
+        two_more = await ingest.post(json_array(shipments(2, "kz-burst")), **as_customs)
+        over_rate = await ingest.post(json_array(shipments(2, "kz-over")), **as_customs)
+        too_many = await ingest.post(json_array(shipments(4, "kz-big")), **as_customs)
+        canonical = await ingest.canonical()
+        dead = await ingest.dead_letters()
+        metrics_text = (await ingest.client.get("/metrics")).text
+
+    assert forbidden.status_code == 403, forbidden.text
+    answer = forbidden.json()
+    assert answer["accepted"] == [decoded(milestone).event_id]
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(1, "forbidden")]
+    assert answer["rejected"][0]["detail"] == (
+        "publisher 'project-office' may publish project.milestone, not trade.shipment"
+    )
+    assert own.status_code == 202, own.text
+    assert own.json()["accepted"] == [shipment["event_id"]]  # not remembered when forbidden
+    for refused in (unknown, hash_as_token):
+        assert refused.status_code == 401, refused.text
+    assert two_more.status_code == 202, two_more.text
+    assert over_rate.status_code == 429, over_rate.text
+    assert int(over_rate.headers["retry-after"]) >= 1
+    assert "over its rate" in over_rate.json()["error"]
+    assert too_many.status_code == 413, too_many.text
+    assert "at most 3 at once" in too_many.json()["error"]
+
+    publishers = {
+        json.loads(r.value)["event_id"]: headers_of(r)["x-roadmap-publisher"] for r in canonical
+    }
+    assert publishers == {
+        decoded(milestone).event_id: b"project-office",
+        shipment["event_id"]: b"customs-kz",
+        **{event_id: b"customs-kz" for event_id in ids(shipments(2, "kz-burst"))},
+    }
+    (refusal,) = dead
+    assert headers_of(refusal)[DLQ_HEADER_REASON] == b"forbidden"
+    assert headers_of(refusal)["x-roadmap-publisher"] == b"project-office"
+    assert DlqRecord.model_validate_json(refusal.value).original_base64 == (
+        base64.b64encode(raw_shipment).decode()
+    )
+
+    accepted = _metrics_by_publisher(metrics_text, "roadmap_ingest_events_accepted_total")
+    assert accepted[("customs-kz", "")] == 3
+    assert accepted[("project-office", "")] == 1
+    assert accepted[("employment-agency", "")] == 0
+    assert ("anonymous", "") not in accepted
+    rejected = _metrics_by_publisher(metrics_text, "roadmap_ingest_events_rejected_total")
+    assert rejected[("project-office", "forbidden")] == 1
+
+    formatter = JsonFormatter("ingest")
+    logged = "\n".join(formatter.format(record) for record in caplog.records)
+    assert "employment-agency" in logged  # the start-up warning: so the logs were captured
+    for secret in (customs_token, office_token):
+        for form in (secret, token_sha256(secret)):
+            assert form not in logged
+            assert form not in metrics_text

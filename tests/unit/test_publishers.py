@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from contracts.codec import RejectReason
+from contracts.examples import valid_examples
 from contracts.publishers import (
     PublishersFile,
     PublishersFileError,
@@ -16,7 +18,9 @@ from contracts.publishers import (
     token_sha256,
 )
 from services.ingest.access import ANONYMOUS, Access
+from services.ingest.dedup import DedupWindow
 from services.ingest.rate_limits import TokenBucket, retry_after_header
+from services.ingest.triage import Canonical, DeadLetter, SourceRecord, triage
 
 pytestmark = pytest.mark.unit
 
@@ -195,3 +199,42 @@ def test_a_request_over_the_burst_is_a_caller_error() -> None:
 @pytest.mark.parametrize(("wait", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2"), (59.5, "60")])
 def test_retry_after_is_whole_seconds_rounded_up(wait: float, header: str) -> None:
     assert retry_after_header(wait) == header
+
+
+def test_an_event_out_of_scope_is_forbidden_and_its_id_is_not_remembered() -> None:
+    """Refused before dedup: the right publisher can still send the same event afterwards."""
+
+    raw = next(e.raw for e in valid_examples() if e.event_type == "trade.shipment")
+    office = Access(publishers=publishers()).identify(f"Bearer {OFFICE_TOKEN}")
+    assert office is not None
+    window = DedupWindow(10)
+    pending = window.pending()
+    record = SourceRecord("http:/v1/events", None, None, None, raw, None)
+
+    refused = triage(record, pending, office.scope)
+    pending.commit()
+
+    assert isinstance(refused, DeadLetter)
+    assert refused.rejection.reason is RejectReason.FORBIDDEN
+    assert refused.rejection.detail.startswith("publisher 'project-office' may publish")
+    assert isinstance(triage(record, window.pending(), None), Canonical)
+
+
+def test_the_scope_reads_the_source_of_an_event_not_in_normal_form() -> None:
+    """Both decoding paths apply the scope: a non-canonical spelling (spaces, lower-case country)
+    goes through the full decoder."""
+
+    raw = (
+        b'{ "event_id": "e-1", "type": "trade.shipment", "schema_version": 1,'
+        b' "occurred_at": "2025-03-14T10:00:00+03:00", "source": "by-customs", "data":'
+        b' {"shipment_id": "S-1", "origin": "kz", "destination": "BY", "mode": "road",'
+        b' "commodity": "wheat", "tonnes": 5, "shipped_on": "2025-03-13"}}'
+    )
+    kz = Access(publishers=publishers()).identify(f"Bearer {KZ_TOKEN}")
+    assert kz is not None
+    outcome = triage(
+        SourceRecord("h", None, None, None, raw, None), DedupWindow(1).pending(), kz.scope
+    )
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.rejection.reason is RejectReason.FORBIDDEN
+    assert "not 'by-customs'" in outcome.rejection.detail
