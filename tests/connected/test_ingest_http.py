@@ -636,7 +636,7 @@ async def test_each_publisher_may_publish_only_its_own_events_at_its_own_rate(
     assert publishers == {
         decoded(milestone).event_id: b"project-office",
         shipment["event_id"]: b"customs-kz",
-        **{event_id: b"customs-kz" for event_id in ids(shipments(2, "kz-burst"))},
+        **dict.fromkeys(ids(shipments(2, "kz-burst")), b"customs-kz"),
     }
     (refusal,) = dead
     assert headers_of(refusal)[DLQ_HEADER_REASON] == b"forbidden"
