@@ -293,6 +293,28 @@ def pipeline() -> dict[str, Any]:
                 kind="stat",
                 grid=(0, 32, 24, 6),
             ),
+            _panel(
+                "Events in, by publisher (kafka: upstream topics)",
+                [
+                    (
+                        f"sum by (publisher) (rate(roadmap_ingest_events_received_total{rate}))",
+                        "{{publisher}}",
+                    )
+                ],
+                unit="reqps",
+                grid=(0, 38, 12, 8),
+            ),
+            _panel(
+                "Refused as out of scope (forbidden), by publisher",
+                [
+                    (
+                        "sum by (publisher) (increase(roadmap_ingest_events_rejected_total"
+                        f'{{reason="forbidden"}}{rate}))',
+                        "{{publisher}}",
+                    )
+                ],
+                grid=(12, 38, 12, 8),
+            ),
         ],
     )
 
