@@ -1,6 +1,7 @@
 """``roadmap-monitor publish`` against a real ingest that refuses: a 503 while ingest is still
 starting is waited out (each event published once), a wrong token stops with a message that
-names the variable, and an unreachable broker is named as the broker."""
+names the variable, an unreachable broker is named as the broker, and a publisher's rate and
+burst are kept to (413 split, 429 waited out)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from contracts.events import EventType
+from contracts.publishers import new_token, token_sha256
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.commands.publish import EXIT_OK, EXIT_UNREACHABLE, run_publish
 from services.common.config import KafkaSettings
@@ -114,3 +116,42 @@ def test_via_kafka_an_unreachable_broker_is_named(tmp_path: Path) -> None:
         or f"broker does not answer at 127.0.0.1:{port}" in err
     )
     assert "ingest" not in err
+
+
+async def test_publish_keeps_to_the_publishers_rate_and_burst(
+    broker: RealBroker, tmp_path: Path
+) -> None:
+    """Ingest with a publishers file: customs KZ may send 10 events at once, 20 a second. Its
+    40 events in one file: publish's 500-event batch is refused 413 (over the burst) and split
+    until it fits, then waits out the 429s; every event is published once."""
+    run = unique_name("pub429")
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=f"{run}.")
+    token = new_token()
+    publishers = tmp_path / "publishers.yaml"
+    publishers.write_text(
+        "publishers:\n"
+        "  customs-kz:\n"
+        f"    token_sha256: {token_sha256(token)}\n"
+        "    types: [trade.shipment]\n"
+        "    sources: [kz-customs]\n"
+        "    rate: {events_per_second: 20, burst: 10}\n"
+    )
+    factory = EventFactory(run)
+    lines = [
+        json.dumps({**factory.body(EventType.TRADE_SHIPMENT, n, 1), "source": "kz-customs"})
+        for n in range(40)
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    settings = IngestSettings(
+        http_port=free_port(), kafka=kafka, group_id=f"{run}-ingest", publishers_file=publishers
+    )
+    async with running_app(create_app(settings)) as url:
+        code, out, err = await asyncio.to_thread(_publish, path, url, kafka, token=token)
+    assert code == EXIT_OK, err
+    assert "40 accepted, 0 exact duplicates, 0 rejected" in out
+    assert "slowed to the publisher's rate:" in out
+    records = await read_until_quiet(kafka, [kafka.topic_name(CANONICAL_EVENTS)], quiet_s=1)
+    ids = [json.loads(r.value)["event_id"] for r in records]
+    assert len(ids) == 40 == len(set(ids))
+    assert {dict(r.headers)["x-roadmap-publisher"] for r in records} == {b"customs-kz"}
