@@ -72,7 +72,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         self._positions: dict[int, int] = {}
         self._replay_to: dict[int, int] = {}
-        self._confirmed: set[int] = set()
+        self._replayed: set[int] = set()
+        """Partitions read once up to their target: they stay replayed until reassigned afresh."""
         self._released: dict[int, PartitionState] = {}
         self.assigned_once = False
         self.subscriber = broker.subscriber(
@@ -122,7 +123,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 self.states[tp.partition] = PartitionState(self._plan, self._labels)
                 self._positions[tp.partition] = 0
-                self._confirmed.discard(tp.partition)
+                self._replayed.discard(tp.partition)
                 fresh.append(tp)
         for partition in self._released:
             self._positions.pop(partition, None)
@@ -211,23 +212,29 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def replaying(self) -> list[int]:
         """Owned partitions not yet read up to where they ended when assigned.
 
-        The target is the larger of the end offset asked for at assignment and the first
-        high-water mark a fetch reports: the embedded broker answers the end-offset request with
-        the start of the last record batch, which alone would declare a partition replayed
-        while a whole batch is still unread.
+        The target is the end offset asked for at assignment, raised to every high-water mark
+        fetches report until the position first reaches it; from then on the partition is
+        replayed for good (records published later do not make it replay again). The embedded
+        broker answers the end-offset request with the start of the last record batch plus one,
+        and under load a first fetch answered with no records can report that same low mark:
+        trusting either alone once declared a partition replayed after 2 of its 5,001 records.
+        Following the marks only up to the first time the position meets one ends the replay as
+        soon as the consumer has caught up once; a stream it keeps up with cannot prolong it.
         """
         behind = []
         for partition in self.states:
-            target = self._replay_to.get(partition, 0)
-            if partition not in self._confirmed:
-                highwater = self._highwater(partition)
-                if highwater is None:
-                    behind.append(partition)  # no fetch answered yet: not known to be replayed
-                    continue
-                target = self._replay_to[partition] = max(target, highwater)
-                self._confirmed.add(partition)
+            if partition in self._replayed:
+                continue
+            highwater = self._highwater(partition)
+            if highwater is None:
+                behind.append(partition)  # no fetch answered yet: not known to be replayed
+                continue
+            target = max(self._replay_to.get(partition, 0), highwater)
+            self._replay_to[partition] = target
             if self._positions.get(partition, 0) < target:
                 behind.append(partition)
+            else:
+                self._replayed.add(partition)
         return behind
 
     def _highwater(self, partition: int) -> int | None:

@@ -31,6 +31,7 @@ from contracts.examples import InvalidExample, invalid_examples, valid_examples
 from contracts.keys import AnyEvent, canonical_key
 from contracts.publishers import new_token, token_sha256
 from contracts.records import (
+    DLQ_HEADER_PUBLISHER,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE_TOPIC,
     DlqRecord,
@@ -257,6 +258,7 @@ async def test_mixed_array_accepts_the_valid_and_dead_letters_the_rest(ingest: I
         assert headers_of(record) == {
             DLQ_HEADER_REASON: dlq.reason.value.encode(),
             DLQ_HEADER_SOURCE_TOPIC: HTTP_SOURCE.encode(),
+            DLQ_HEADER_PUBLISHER: b"anonymous",  # no publishers file
         }
         assert record.key is None  # an HTTP element has no key of its own
         assert (dlq.source_topic, dlq.source_partition, dlq.source_offset) == (
