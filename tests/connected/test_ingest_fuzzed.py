@@ -42,6 +42,7 @@ from tests.support.services import running_app
 
 pytestmark = [
     pytest.mark.connected,
+    pytest.mark.timeout(180),  # the bound in time: 2 x 150 cases take about 15 s here
     # Raised from inside schemathesis' own strategies, not from anything here.
     pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
 ]
