@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from services.common import fetch_guard
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options, consumer_options
+from services.common.log_ends import LogEnds
 from services.common.lookback import LookBack
 
 FETCH_WAIT_MS = 500
@@ -74,32 +75,27 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
 
 
 class ReadTo:
-    """Whether partitions have been read up to where they ended when reading began.
-
-    The target is the larger of the end offset asked for and the first high-water mark a fetch
-    reports (the embedded broker answers the end-offset request with the start of the last
-    record batch, which alone would call a partition read while a batch is still unread).
-    """
+    """Whether partitions have been read up to where they ended when reading began
+    (``LogEnds``: the end offsets asked for, raised by the high-water marks fetches report)."""
 
     def __init__(
         self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], *, exact: bool = False
     ) -> None:
         """``exact``: the targets are offsets to stop at, not end offsets to confirm."""
         self._consumer = consumer
-        self._targets = dict(ends)
-        self._confirmed = set(ends) if exact else {tp for tp, end in ends.items() if end == 0}
+        self._ends: LogEnds[TopicPartition] = LogEnds(consumer.highwater)
+        for tp, end in ends.items():
+            self._ends.expect(tp, end, exact=exact)
+        self._partitions = list(ends)
 
     async def remaining(self) -> int | None:
         """Records left to read; None while some partition's true end is not known yet."""
         left = 0
-        for tp in list(self._targets):
-            if tp not in self._confirmed:
-                highwater = self._consumer.highwater(tp)
-                if highwater is None:
-                    return None
-                self._targets[tp] = max(self._targets[tp], highwater)
-                self._confirmed.add(tp)
-            left += max(0, self._targets[tp] - await self._consumer.position(tp))
+        for tp in self._partitions:
+            part = self._ends.left(tp, await self._consumer.position(tp))
+            if part is None:
+                return None
+            left += part
         return left
 
 

@@ -28,6 +28,7 @@ from contracts.events import EventType
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
+from services.common.log_ends import LogEnds
 from services.common.periodic import Periodic
 from services.common.watchdog import ConsumerGauges, check_interval, subscriber_watchdog
 from services.metrics.canonical import NotAnEvent, held_of
@@ -71,9 +72,8 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             "metrics offset commits", check_interval(settings.stall_after), self.commit_positions
         )
         self._positions: dict[int, int] = {}
-        self._replay_to: dict[int, int] = {}
-        self._replayed: set[int] = set()
-        """Partitions read once up to their target: they stay replayed until reassigned afresh."""
+        self._ends: LogEnds[int] = LogEnds(self._highwater)
+        """Where each owned partition ended when it was assigned afresh (its replay's end)."""
         self._released: dict[int, PartitionState] = {}
         self.assigned_once = False
         self.subscriber = broker.subscriber(
@@ -123,18 +123,17 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 self.states[tp.partition] = PartitionState(self._plan, self._labels)
                 self._positions[tp.partition] = 0
-                self._replayed.discard(tp.partition)
                 fresh.append(tp)
         for partition in self._released:
             self._positions.pop(partition, None)
-            self._replay_to.pop(partition, None)
+            self._ends.forget(partition)
         self._released.clear()
         if fresh:
             self.watchdog.restart(fresh)  # read again from the start on purpose
             await consumer.seek_to_beginning(*fresh)
             ends = await consumer.end_offsets(fresh)
             for tp in fresh:
-                self._replay_to[tp.partition] = ends[tp]
+                self._ends.expect(tp.partition, ends[tp])
         self.partition_count = len(consumer.partitions_for_topic(self._topic) or ())
         self.assigned_once = True
         self._update_gauges()
@@ -158,7 +157,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             state = self.states.get(partition)
             if state is None:
                 continue  # revoked while this batch was in flight
-            replayed_to = self._replay_to.get(partition, 0)
+            replayed_to = self._ends.target(partition)
             last = None
             try:
                 for record in run:
@@ -210,32 +209,12 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     # -- readiness ----------------------------------------------------------------------
     def replaying(self) -> list[int]:
-        """Owned partitions not yet read up to where they ended when assigned.
-
-        The target is the end offset asked for at assignment, raised to every high-water mark
-        fetches report until the position first reaches it; from then on the partition is
-        replayed for good (records published later do not make it replay again). The embedded
-        broker answers the end-offset request with the start of the last record batch plus one,
-        and under load a first fetch answered with no records can report that same low mark:
-        trusting either alone once declared a partition replayed after 2 of its 5,001 records.
-        Following the marks only up to the first time the position meets one ends the replay as
-        soon as the consumer has caught up once; a stream it keeps up with cannot prolong it.
-        """
-        behind = []
-        for partition in self.states:
-            if partition in self._replayed:
-                continue
-            highwater = self._highwater(partition)
-            if highwater is None:
-                behind.append(partition)  # no fetch answered yet: not known to be replayed
-                continue
-            target = max(self._replay_to.get(partition, 0), highwater)
-            self._replay_to[partition] = target
-            if self._positions.get(partition, 0) < target:
-                behind.append(partition)
-            else:
-                self._replayed.add(partition)
-        return behind
+        """Owned partitions not yet read up to where they ended when assigned (``LogEnds``)."""
+        return [
+            partition
+            for partition in self.states
+            if self._ends.left(partition, self._positions.get(partition, 0)) != 0
+        ]
 
     def _highwater(self, partition: int) -> int | None:
         consumer = self.subscriber.consumer
@@ -255,8 +234,6 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             return CheckResult(False, "joining the consumer group")
         behind = self.replaying()
         if behind:
-            left = sum(
-                max(0, self._replay_to.get(p, 0) - self._positions.get(p, 0)) for p in behind
-            )
+            left = sum(max(0, self._ends.target(p) - self._positions.get(p, 0)) for p in behind)
             return CheckResult(False, f"replaying partitions {behind}: {left} records to go")
         return CheckResult(True, f"{len(self.states)} partitions replayed and followed")
