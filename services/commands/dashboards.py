@@ -7,23 +7,45 @@ Four dashboards, written to ``deploy/grafana/dashboards/`` and provisioned by Gr
 - projects and jobs: projects and investment by stage, jobs by sector;
 - pipeline health: throughput, DLQ by reason, consumer lag, stalled partitions, latency,
   notifications.
-Every query uses only metrics the services export (a unit test checks this), and ``--check``
-exits 1 when the committed files differ from what the roadmap file generates.
+Built with Grafana's own typed builders (``grafana-foundation-sdk``, the flavour of the Grafana
+the compose file runs), which know the schema. Every query uses only metrics the services export
+(a unit test checks this), and ``--check`` exits 1 when the committed files differ from what the
+roadmap file generates.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    dashboard,
+    gauge,
+    prometheus,
+    stat,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
 from contracts.roadmap.loader import YamlFileError, load_roadmap
 from contracts.roadmap.model import Indicator, RoadmapFile
 from contracts.roadmap.projection import is_projected
 
 DEFAULT_DIR = Path("deploy/grafana/dashboards")
-DATASOURCE = {"type": "prometheus", "uid": "roadmap-prometheus"}
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="roadmap-prometheus")
 WIDTH = 24
+
+PanelBuilder = timeseries.Panel | stat.Panel | gauge.Panel | bargauge.Panel
+_KINDS: dict[str, Callable[[], PanelBuilder]] = {
+    "timeseries": timeseries.Panel,
+    "stat": stat.Panel,
+    "gauge": gauge.Panel,
+    "bargauge": bargauge.Panel,
+}
 
 
 def _unit(indicator: Indicator) -> str:
@@ -38,40 +60,38 @@ def _panel(
     unit: str = "short",
     grid: tuple[int, int, int, int],
     description: str = "",
-) -> dict[str, Any]:
+) -> PanelBuilder:
+    """One panel of Grafana's own builders: its queries on the roadmap's Prometheus, each with
+    the legend it draws, at ``grid`` (x, y, width, height)."""
     x, y, w, h = grid
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "expr": expr,
-                "legendFormat": legend,
-                "datasource": DATASOURCE,
-            }
-            for i, (expr, legend) in enumerate(exprs)
-        ],
-    }
+    panel = (
+        _KINDS[kind]()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .grid_pos(GridPos(x=x, y=y, w=w, h=h))
+        .unit(unit)
+    )
+    for index, (expr, legend) in enumerate(exprs):
+        query = prometheus.Dataquery().expr(expr).legend_format(legend).datasource(DATASOURCE)
+        panel = panel.with_target(query.ref_id(chr(ord("A") + index)))
+    return panel
 
 
-def _dashboard(uid: str, title: str, panels: list[dict[str, Any]]) -> dict[str, Any]:
+def _dashboard(uid: str, title: str, panels: list[PanelBuilder]) -> dict[str, Any]:
+    """The dashboard's JSON model, as the SDK encodes it for the Grafana it targets."""
+    board = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .tags(["roadmap"])
+        .timezone("utc")
+        .time("now-7d", "now")
+        .refresh("1m")
+    )
     for number, panel in enumerate(panels, start=1):
-        panel["id"] = number
-    return {
-        "uid": uid,
-        "title": title,
-        "tags": ["roadmap"],
-        "timezone": "utc",
-        "schemaVersion": 39,
-        "time": {"from": "now-7d", "to": "now"},
-        "refresh": "1m",
-        "panels": panels,
-    }
+        board = board.with_panel(panel.id(number))
+    model: dict[str, Any] = json.loads(JSONEncoder().encode(board.build()))
+    return model
 
 
 def scorecard(roadmap: RoadmapFile) -> dict[str, Any]:
@@ -329,8 +349,8 @@ def dashboards(roadmap: RoadmapFile) -> dict[str, dict[str, Any]]:
     }
 
 
-def render(dashboard: dict[str, Any]) -> str:
-    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+def render(model: dict[str, Any]) -> str:
+    return json.dumps(model, indent=2, sort_keys=True) + "\n"
 
 
 def run_dashboards(roadmap_path: Path, out_dir: Path, *, check: bool, stdout: TextIO) -> int:
@@ -341,9 +361,9 @@ def run_dashboards(roadmap_path: Path, out_dir: Path, *, check: bool, stdout: Te
         stdout.write(f"roadmap-monitor dashboards: {exc}\n")
         return 2
     stale = []
-    for name, dashboard in dashboards(roadmap).items():
+    for name, model in dashboards(roadmap).items():
         path = out_dir / name
-        text = render(dashboard)
+        text = render(model)
         if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(str(path))

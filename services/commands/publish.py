@@ -1,6 +1,7 @@
 """``roadmap-monitor publish FILE.ndjson [--via http|kafka]``: send events the way upstream does.
 
-One JSON event per line (blank lines skipped). A progress bar runs on stderr; the summary says
+One JSON event per line (blank lines skipped). A progress bar runs on stderr when it is a
+terminal; the summary says
 how many were accepted, dropped as exact duplicates, or rejected, and why, with the first
 rejected lines. Exit 0 when nothing was rejected, 2 otherwise, 1 when the stack cannot be
 reached.
@@ -30,6 +31,9 @@ from typing import Any, TextIO
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 from contracts.codec import parse_json
 from contracts.events import EventType
@@ -76,21 +80,34 @@ class Tally:
 
 
 class Progress:
-    """``[#####.....] 1,234/5,000`` on stderr, redrawn at most ten times a second."""
+    """How far publishing has got, on stderr. On a terminal, ``rich``'s bar (lines sent of the
+    total, rate, time left), redrawn by rich at most ten times a second; anywhere else (a file,
+    a pipe, CI) no bar, only the last line: ``sent 1,234/5,000 lines``."""
 
     def __init__(self, err: TextIO, total: int) -> None:
-        self._err, self._total, self._drawn = err, total, 0.0
+        self._err, self._total = err, total
+        self._bar: RichProgress | None = None
+        if err.isatty():
+            self._bar = RichProgress(
+                TextColumn("publishing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("lines"),
+                TimeRemainingColumn(),
+                console=Console(file=err),
+                transient=False,
+            )
+            self._task = self._bar.add_task("publish", total=total)
+            self._bar.start()
 
     def show(self, done: int, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self._drawn < 0.1:
-            return
-        self._drawn = now
-        filled = int(30 * done / self._total) if self._total else 30
-        self._err.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{self._total:,}")
-        if final:
-            self._err.write("\n")
-        self._err.flush()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+            if final:
+                self._bar.stop()
+        elif final:
+            self._err.write(f"sent {done:,}/{self._total:,} lines\n")
+            self._err.flush()
 
 
 def read_lines(path: Path) -> list[tuple[int, bytes]]:

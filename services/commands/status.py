@@ -14,6 +14,10 @@ from typing import Any, NamedTuple, TextIO
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from services.alerts.wording import amount
 
@@ -100,48 +104,70 @@ def scorecard(metrics_text: str, alerts: list[dict[str, Any]]) -> tuple[list[Row
     return rows, evaluated
 
 
-def render(rows: list[Row], evaluated: float) -> str:
+_HEADER = ("indicator", "actual", "expected", "target", "progress", "projected", "outlook")
+_STYLES = {
+    "firing": "bold red",
+    "pending": "yellow",
+    "ok": "green",
+    "behind": "red",
+    "at risk": "yellow",
+    "on track": "green",
+}
+"""How a state is coloured on a terminal (plain text anywhere else)."""
+
+
+def _styled(text: str) -> Text:
+    """``text`` with each state word in it coloured (an alerts cell may hold several)."""
+    styled = Text(text)
+    for word, style in _STYLES.items():
+        styled.highlight_words([word], style=style)
+    return styled
+
+
+def table(rows: list[Row], evaluated: float) -> Table:
+    """The scorecard as a ``rich`` table: figures right-aligned, states coloured."""
+
     def show(value: Decimal | None, unit: str) -> str:
         return "-" if value is None else amount(value, unit)
 
     when = (
         datetime.fromtimestamp(evaluated, UTC).strftime("%Y-%m-%d %H:%M UTC") if evaluated else "?"
     )
-    header = (
-        "indicator",
-        "actual",
-        "expected",
-        "target",
-        "progress",
-        "projected",
-        "outlook",
-        "alerts",
+    scorecard_table = Table(
+        title=f"Roadmap scorecard, evaluated at {when}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
     )
-    left = {0, 6, 7}  # text columns; the figures are right-aligned
-    table = [header] + [
-        (
+    for name in _HEADER:
+        text_column = name in ("indicator", "outlook")
+        scorecard_table.add_column(name, justify="left" if text_column else "right", no_wrap=True)
+    scorecard_table.add_column("alerts", justify="left")
+    for r in rows:
+        scorecard_table.add_row(
             r.indicator,
             show(r.actual, r.unit),
             show(r.expected, r.unit),
             show(r.target, r.unit),
             "-" if r.progress is None else f"{r.progress * 100:.0f}%",
             show(r.projected, r.unit),
-            r.outlook or "-",
-            r.alerts,
+            _styled(r.outlook or "-"),
+            _styled(r.alerts),
         )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [f"Roadmap scorecard, evaluated at {when}"]
-    for number, line in enumerate(table):
-        cells = [
-            cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
-            for i, cell in enumerate(line)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if number == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n"
+    return scorecard_table
+
+
+def render(rows: list[Row], evaluated: float, out: TextIO) -> None:
+    """Print the table on ``out``: coloured when it is a terminal, plain text otherwise, and
+    never wrapped when it is not (a file or a pipe gets whole lines)."""
+    if out.isatty():
+        Console(file=out, highlight=False).print(table(rows, evaluated))
+        return
+    console = Console(file=out, width=240, highlight=False, color_system=None)
+    with console.capture() as captured:
+        console.print(table(rows, evaluated), crop=False)
+    out.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def show_status(metrics_url: str, alerts_url: str, out: TextIO, err: TextIO) -> int:
@@ -164,5 +190,5 @@ def show_status(metrics_url: str, alerts_url: str, out: TextIO, err: TextIO) -> 
                 return EXIT_UNREACHABLE
             answers[name] = response
     rows, evaluated = scorecard(answers["metrics"].text, answers["alerts"].json()["alerts"])
-    out.write(render(rows, evaluated))
+    render(rows, evaluated, out)
     return EXIT_OK

@@ -197,7 +197,7 @@ def test_dev_runs_the_demo_story_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
         lines = status.stdout.splitlines()
         assert lines[0].startswith("Roadmap scorecard, evaluated at 20"), status.stdout
         assert lines[1].split() == SCORECARD_HEADER, status.stdout
-        assert set(lines[2]) == {"-", " "}, status.stdout
+        assert set(lines[2]) == {"─"}, status.stdout  # the header rule
         indicators = roadmap_indicators()
         rows = [line.split()[0] for line in lines[3 : 3 + len(indicators)]]
         assert rows == indicators, status.stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -188,38 +187,33 @@ def test_summary_with_everything_accepted_is_one_line() -> None:
 # -- Progress --------------------------------------------------------------------------------
 
 
-def test_progress_bar_final_draw() -> None:
-    """1,234 of 5,000: 7 of 30 cells (30 * 1234 / 5000 = 7.4), then a newline."""
+def test_without_a_terminal_progress_is_one_final_line() -> None:
+    """A file or a pipe gets no bar (no carriage returns to garble a log), only the last count."""
     err = io.StringIO()
-    Progress(err, 5_000).show(1_234, final=True)
-    assert err.getvalue() == "\r[" + "#" * 7 + "." * 23 + "] 1,234/5,000\n"
+    progress = Progress(err, 5_000)
+    progress.show(1_000)
+    progress.show(1_234, final=True)
+    assert err.getvalue() == "sent 1,234/5,000 lines\n"
 
 
-def test_progress_bar_of_nothing_is_full() -> None:
-    """With no lines at all, the bar is full."""
-    err = io.StringIO()
-    Progress(err, 0).show(0, final=True)
-    assert err.getvalue() == "\r[" + "#" * 30 + "] 0/0\n"
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
-def test_progress_redraws_at_most_ten_times_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Draws within 0.1 s of the last are skipped, except the final one."""
-    now = [1_000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    err = io.StringIO()
-    progress = Progress(err, 10)
-    progress.show(1)  # drawn
-    now[0] += 0.05
-    progress.show(2)  # skipped
-    now[0] += 0.06
-    progress.show(3)  # drawn: 0.11 s after the last draw
-    now[0] += 0.01
-    progress.show(10, final=True)  # drawn
-    assert err.getvalue() == (
-        "\r[" + "#" * 3 + "." * 27 + "] 1/10"
-        "\r[" + "#" * 9 + "." * 21 + "] 3/10"
-        "\r[" + "#" * 30 + "] 10/10\n"
-    )
+def test_on_a_terminal_progress_is_a_bar_ending_at_the_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """rich draws the bar; its last frame shows lines sent of the total."""
+    monkeypatch.setenv("COLUMNS", "100")
+    err = Terminal()
+    progress = Progress(err, 5_000)
+    progress.show(2_500)
+    progress.show(5_000, final=True)
+    text = err.getvalue()
+    assert "publishing" in text
+    assert "\x1b[32m5000/5000\x1b[0m lines" in text  # the last frame, coloured
+    assert text.endswith("\n\x1b[?25h")  # stopped: the cursor shown again
 
 
 # -- what ingest answers over HTTP -----------------------------------------------------------

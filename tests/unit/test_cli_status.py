@@ -7,11 +7,15 @@ gauges and ``roadmap_evaluation_timestamp_seconds``); every expected cell is wor
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from services.commands.status import Row, render, scorecard
 
+RULE = "─" * 135
 EVALUATED = 1794744000.0
 """2026-11-15 12:00 UTC: 2026-01-01 is day 20454 since 1970 (56 years, 14 leap days), plus 318
 days to November 15 and 12 hours."""
@@ -187,31 +191,55 @@ def test_rows_follow_the_info_series_with_their_figures_and_open_alerts() -> Non
     ]
 
 
-def test_rendered_table() -> None:
-    """The table: units (jobs grouped, USD in millions, ratios in percent), "-" where unknown.
+def _rendered(rows: list[Row], evaluated: float) -> str:
+    out = io.StringIO()
+    render(rows, evaluated, out)
+    return out.getvalue()
 
-    Widths: indicator 29 (industrial_projects_value_usd), actual/expected/target/projected 11
-    ("USD 277.5 M"), progress 8 (the header), outlook 8 ("on track"); numbers right-aligned,
-    names, outlooks and alerts left. 1,220.4 jobs show as 1,220.
-    """
+
+def test_rendered_table() -> None:
+    """The table (``rich``), as a file or a pipe gets it: plain text, whole lines, no trailing
+    spaces. Units: jobs grouped, USD in millions, ratios in percent; "-" where unknown; figures
+    right-aligned, names, outlooks and alerts left. 1,220.4 jobs show as 1,220."""
     rows, evaluated = scorecard(METRICS_TEXT, ALERTS)
-    assert render(rows, evaluated) == (
+    assert _rendered(rows, evaluated) == (
         "Roadmap scorecard, evaluated at 2026-11-15 12:00 UTC\n"
-        "indicator                           actual     expected       target  progress"
-        "    projected  outlook   alerts\n"
-        "-----------------------------  -----------  -----------  -----------  --------"
-        "  -----------  --------  -------------------------\n"
-        "jobs_created                           560          674        1,800       31%"
-        "        1,220  behind    firing: TargetBehind\n"
-        "industrial_projects_value_usd  USD 277.5 M  USD 250.0 M  USD 277.5 M      100%"
-        "  USD 290.0 M  on track  ok\n"
-        "road_freight_growth_ratio            18.9%        19.0%        19.0%       99%"
-        "            -  on track  ok\n"
-        "flour_export_share_ratio                 -        10.2%        10.2%         -"
-        "            -  -         pending: IndicatorStale\n"
-        "ingest_dlq_ratio                         -            -            -         -"
-        "            -  -         firing: PipelineRejecting\n"
+        "indicator                            actual      expected        target   progress"
+        "     projected   outlook    alerts\n"
+        f"{RULE}\n"
+        "jobs_created                            560           674         1,800        31%"
+        "         1,220   behind     firing: TargetBehind\n"
+        "industrial_projects_value_usd   USD 277.5 M   USD 250.0 M   USD 277.5 M       100%"
+        "   USD 290.0 M   on track   ok\n"
+        "road_freight_growth_ratio             18.9%         19.0%         19.0%        99%"
+        "             -   on track   ok\n"
+        "flour_export_share_ratio                  -         10.2%         10.2%          -"
+        "             -   -          pending: IndicatorStale\n"
+        "ingest_dlq_ratio                          -             -             -          -"
+        "             -   -          firing: PipelineRejecting\n"
     )
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_states_are_coloured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Firing red, pending yellow, ok and on track green, behind red (ANSI codes); the same
+    words as in plain text."""
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: nothing wrapped
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    rows, evaluated = scorecard(METRICS_TEXT, ALERTS)
+    out = Terminal()
+    render(rows, evaluated, out)
+    text = out.getvalue()
+    assert "\x1b[1;31mfiring\x1b[0m" in text
+    assert "\x1b[33mpending\x1b[0m" in text
+    assert "\x1b[32mok\x1b[0m" in text
+    assert "\x1b[31mbehind\x1b[0m" in text
+    assert "\x1b[32mon track\x1b[0m" in text
+    assert "\x1b" not in _rendered(rows, evaluated)
 
 
 def test_resolved_and_inactive_alerts_are_not_shown() -> None:
@@ -281,10 +309,10 @@ def test_empty_metrics_text_gives_no_rows_and_an_unknown_time() -> None:
     """No series and no alerts: no rows, and the evaluation time shows as "?"."""
     rows, evaluated = scorecard("", [])
     assert (rows, evaluated) == ([], 0.0)
-    assert render(rows, evaluated) == (
+    assert _rendered(rows, evaluated) == (
         "Roadmap scorecard, evaluated at ?\n"
-        "indicator  actual  expected  target  progress  projected  outlook  alerts\n"
-        "---------  ------  --------  ------  --------  ---------  -------  ------\n"
+        "indicator   actual   expected   target   progress   projected   outlook   alerts\n"
+        f"{'─' * 80}\n"
     )
 
 
@@ -294,9 +322,9 @@ def test_small_amounts_keep_one_decimal_and_usd_below_a_million_is_grouped() -> 
         Row("a", "A", "tonnes", Decimal("12.34"), Decimal(12), Decimal(1500), None, "ok"),
         Row("b", "B", "USD", Decimal("950000"), Decimal("1000000"), Decimal("2e6"), None, "ok"),
     ]
-    lines = render(rows, EVALUATED).splitlines()
-    # Widths: indicator 9 (header), actual 11, expected 9, target 9, progress 8, projected 9,
-    # outlook 7 (the headers); no projection or outlook: "-".
-    rest = "         -  " + "        -  -        ok"
-    assert lines[3] == "a" + " " * 17 + "12.3" + " " * 9 + "12" + " " * 6 + "1,500" + rest
-    assert lines[4] == "b          USD 950,000  USD 1.0 M  USD 2.0 M" + rest
+    lines = _rendered(rows, EVALUATED).splitlines()
+    # Columns 3 apart; widths: indicator 9 (header), actual 11, expected 9, target 9, progress
+    # 8, projected 9, outlook 7 (the headers); no progress, projection or outlook: "-".
+    rest = "          -           -   -         ok"
+    assert lines[3] == "a" + " " * 18 + "12.3" + " " * 10 + "12" + " " * 7 + "1,500" + rest
+    assert lines[4] == "b           USD 950,000   USD 1.0 M   USD 2.0 M" + rest
