@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from services.alerts.alerts_file import RetryPolicy
+from services.common.backoff import Backoff
 
 Verdict = Literal["accepted", "retry", "rejected"]
 
@@ -44,17 +45,12 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
 
 
 def backoff(attempt: int, policy: RetryPolicy, jitter: float, retry_after: float | None) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based).
-
-    ``jitter`` in [0, 1) picks a point of the exponential window; a server's ``Retry-After``
-    is honoured when longer, but never beyond ``max_backoff``.
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): the product's one
+    backoff (``services.common.backoff``) with the alerts file's ``initial_backoff`` and
+    ``max_backoff``; a server's ``Retry-After`` is honoured when longer, never beyond the max.
     """
-    ceiling = policy.max_backoff.total_seconds()
-    window = min(ceiling, policy.initial_backoff.total_seconds() * 2.0 ** (attempt - 1))
-    wait = window / 2 + window / 2 * jitter  # at least half the window: never a hot loop
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, ceiling))
-    return wait
+    limits = Backoff(policy.initial_backoff.total_seconds(), policy.max_backoff.total_seconds())
+    return limits.wait(attempt, jitter, retry_after)
 
 
 def out_of_budget(elapsed: float, next_wait: float, policy: RetryPolicy) -> bool:

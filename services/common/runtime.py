@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from contracts.topics import TopicSpec
+from services.common.backoff import Attempts, Backoff
 from services.common.codecs import require_codecs
 from services.common.config import ServiceSettings
 from services.common.http import CheckResult
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
 _UNREACHABLE = (KafkaError, OSError, TimeoutError)
+CONNECT_BACKOFF = Backoff(initial_s=0.5, max_s=10.0)
+"""Between attempts to reach Kafka at start-up."""
 """What an unreachable or restarting broker raises; anything else stops the service."""
 
 
@@ -75,7 +78,7 @@ class _QuietServer(uvicorn.Server):
 
 async def _connect(app: ServiceApp, stop: asyncio.Event) -> bool:
     """Create topics and start the broker, retrying with backoff; False if told to stop first."""
-    delay = 0.5
+    attempts = Attempts(CONNECT_BACKOFF)
     while not stop.is_set():
         try:
             if app.settings.kafka.create_topics and app.topics:
@@ -84,15 +87,15 @@ async def _connect(app: ServiceApp, stop: asyncio.Event) -> bool:
                 await hook()
             await app.broker.start()
         except _UNREACHABLE as exc:  # keep the service alive and retry; other errors are bugs
+            delay = attempts.next_wait()
             log.warning(
                 "kafka not reachable, retrying",
-                extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay},
+                extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": round(delay, 3)},
             )
             with contextlib.suppress(Exception):
                 await app.broker.stop()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 10.0)
         else:
             return True
     return False

@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
+from services.common.backoff import Attempts, Backoff
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
@@ -69,7 +70,7 @@ class UpstreamConsumer:
             settings.kafka.topic_name(spec): event_type
             for event_type, spec in UPSTREAM_TOPIC_BY_TYPE.items()
         }
-        self._retry_delay = 0.5
+        self._republish = Attempts(Backoff(initial_s=0.5, max_s=settings.retry_max_s))
         self.subscriber = broker.subscriber(
             *self._type_by_topic,
             batch=True,
@@ -121,7 +122,7 @@ class UpstreamConsumer:
         except PublishError as exc:
             await self._retry_later(message, exc)
             return
-        self._retry_delay = 0.5
+        self._republish.reset()
         try:
             await message.ack()
         except KafkaError as exc:
@@ -139,13 +140,13 @@ class UpstreamConsumer:
     async def _retry_later(self, message: KafkaMessage, exc: Exception) -> None:
         self._metrics.publish_failures.inc()
         self.watchdog.note_error(f"publish not acknowledged: {exc}")
+        delay = self._republish.next_wait()
         log.warning(
             "publish not acknowledged; re-reading the batch",
-            extra={"error": str(exc), "retry_in_s": self._retry_delay},
+            extra={"error": str(exc), "retry_in_s": round(delay, 3)},
         )
         await message.nack()  # rewinds every partition of the batch to its first record
-        await asyncio.sleep(self._retry_delay)
-        self._retry_delay = min(self._retry_delay * 2, self._settings.retry_max_s)
+        await asyncio.sleep(delay)
 
     async def readiness(self) -> CheckResult:
         """Ready once partitions were assigned, unless a partition is stalled."""
