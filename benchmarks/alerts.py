@@ -27,11 +27,11 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.machine import describe
 from benchmarks.report import say, write_table
+from contracts.alerts_file import PipelineRule, load_alerts_file
 from contracts.keys import alert_key
 from contracts.records import AlertName, AlertState, AlertTransition
 from contracts.roadmap.loader import load_roadmap
 from contracts.topics import ALERT_TRANSITIONS, KPI_SNAPSHOTS
-from services.alerts.alerts_file import PipelineRule, load_alerts_file
 from services.alerts.app import create_app
 from services.alerts.board import IndicatorBoard
 from services.alerts.conditions import conditions_at

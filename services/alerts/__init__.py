@@ -1,7 +1,6 @@
 """The alerts service: tell on-call staff when the roadmap falls behind.
 
 Pure domain:
-- ``alerts_file.py``: the alerts file (``deploy/alerts.yaml``): timings, limits, receivers, routes.
 - ``board.py``: indicators' values put together from KPI snapshots of every metrics replica.
 - ``pipeline_window.py``: the DLQ share of ingest's output over a sliding window.
 - ``conditions.py``: which alerts hold at a moment, with figures and text.

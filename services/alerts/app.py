@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,15 +12,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contracts.alerts_file import load_alerts_file
 from contracts.records import AlertTransition
 from contracts.roadmap.loader import load_roadmap
 from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS, KPI_SNAPSHOTS
-from services.alerts.alerts_file import load_alerts_file, resolve_receivers
 from services.alerts.delivery import Deliverer, subscribe_delivery
 from services.alerts.evaluator import Evaluator
 from services.alerts.group_watch import GroupWatch
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.receivers import build_receivers
+from services.alerts.receivers import build_receivers, resolve_receivers
 from services.alerts.settings import AlertsSettings
 from services.common.http import health_app
 from services.common.kafka import make_broker
@@ -51,7 +52,7 @@ def create_app(
     """
     roadmap = load_roadmap(settings.roadmap_file)
     alerts_file = load_alerts_file(settings.file)
-    active = resolve_receivers(alerts_file, settings.file)
+    active = resolve_receivers(alerts_file, settings.file, os.environ)
     registry = CollectorRegistry()
     metrics = AlertsMetrics(registry, sorted(active))
     broker = make_broker(

@@ -19,12 +19,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, NamedTuple
 
+from contracts.alerts_file import PipelineRule, StallRule
 from contracts.keys import alert_key
 from contracts.records import AlertName
 from contracts.roadmap.model import Indicator, RoadmapFile, Severity
 from contracts.roadmap.projection import Projection, is_at_risk
 from contracts.roadmap.trajectory import TargetTrajectory
-from services.alerts.alerts_file import PipelineRule, StallRule
 from services.alerts.board import IndicatorView
 from services.alerts.pipeline_window import PipelineFigures
 from services.alerts.wording import (

@@ -23,8 +23,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
+from contracts.alerts_file import ReceiverSpec, RetryPolicy, Route
 from contracts.records import NOTIFIED_STATES, AlertTransition
-from services.alerts.alerts_file import ReceiverSpec, RetryPolicy, Route
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt, Receiver
 from services.alerts.retry import backoff, out_of_budget

@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from contracts.alerts_file import AlertsFile
 from contracts.keys import alert_key
 from contracts.records import AlertName, AlertState, AlertTransition, KpiSnapshot
 from contracts.roadmap.model import RoadmapFile, Severity
 from contracts.topics import ALERT_TRANSITIONS, CANONICAL_EVENTS, DEAD_LETTERS, KPI_SNAPSHOTS
-from services.alerts.alerts_file import AlertsFile
 from services.alerts.board import IndicatorBoard
 from services.alerts.conditions import conditions_at
 from services.alerts.lifecycle import AlertBook, Moment, evaluate

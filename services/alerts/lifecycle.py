@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from contracts.alerts_file import Lifecycle
 from contracts.keys import alert_key
 from contracts.records import AlertName, AlertState, AlertTransition
-from services.alerts.alerts_file import Lifecycle
 from services.alerts.conditions import Clock, Condition
 
 OPEN = frozenset({AlertState.PENDING, AlertState.FIRING})

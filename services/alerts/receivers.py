@@ -1,6 +1,8 @@
 """Receivers: one attempt to hand an alert record to a console, Alertmanager, webhook or chat.
 
-Retries live in ``delivery``; a receiver only says how an attempt went. URLs are never logged
+Which receivers are in use, with their URLs and secrets, is read from the environment here
+(``resolve_receivers``), at the edge. Retries live in ``delivery``; a receiver only says how an
+attempt went. URLs are never logged
 (a chat webhook's URL is its credential) and neither is a webhook's secret: receivers are
 named by their ``name`` from the alerts file.
 """
@@ -9,14 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import httpx
+from pydantic import ValidationError
 
+from contracts.alerts_file import (
+    URL_ADAPTER,
+    AlertsFile,
+    AlertsFileError,
+    ReceiverKind,
+    ReceiverSpec,
+)
 from contracts.records import AlertState, AlertTransition
-from services.alerts.alerts_file import ActiveReceiver, ReceiverKind
+from contracts.roadmap.loader import Problem
 from services.alerts.payloads import (
     DEDUP_HEADER,
     SIGNATURE_HEADER,
@@ -29,6 +40,48 @@ from services.alerts.payloads import (
 from services.alerts.retry import Verdict, retry_after_seconds, verdict
 
 log = logging.getLogger(__name__)
+
+
+class ActiveReceiver(NamedTuple):
+    """A receiver with its URL and secret read from the environment."""
+
+    spec: ReceiverSpec
+    url: str | None
+    secret: bytes | None
+
+
+def resolve_receivers(
+    alerts: AlertsFile, path: Path, env: Mapping[str, str]
+) -> dict[str, ActiveReceiver]:
+    """The receivers in use, their URLs and secrets read from ``env`` (the process environment,
+    passed in by the app): a ``url_env`` receiver whose variable is unset is left out.
+
+    Raises ``AlertsFileError`` when an active webhook's secret variable is unset or empty.
+    """
+    active: dict[str, ActiveReceiver] = {}
+    problems = []
+    for spec in alerts.receivers:
+        url = str(spec.url) if spec.url is not None else None
+        if spec.url_env is not None:
+            url = env.get(spec.url_env) or None
+            if url is None:
+                continue
+            try:
+                url = str(URL_ADAPTER.validate_python(url))
+            except ValidationError:
+                problems.append(f"receiver {spec.name!r}: {spec.url_env} is not an http(s) URL")
+                continue
+        secret = None
+        if spec.secret_env is not None:
+            value = env.get(spec.secret_env, "")
+            if not value:
+                problems.append(f"receiver {spec.name!r}: set {spec.secret_env} (its HMAC key)")
+                continue
+            secret = value.encode()
+        active[spec.name] = ActiveReceiver(spec, url, secret)
+    if problems:
+        raise AlertsFileError(path, [Problem(1, "receivers", p) for p in problems])
+    return active
 
 
 class Attempt(NamedTuple):

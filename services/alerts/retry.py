@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from services.alerts.alerts_file import RetryPolicy
+from contracts.alerts_file import RetryPolicy
 from services.common.backoff import Backoff
 
 Verdict = Literal["accepted", "retry", "rejected"]

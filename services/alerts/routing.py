@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from contracts.alerts_file import ReceiverSpec, Route
 from contracts.records import NOTIFIED_STATES, AlertState, AlertTransition
-from services.alerts.alerts_file import ReceiverSpec, Route
 
 
 def route(record: AlertTransition, routes: Sequence[Route]) -> list[str]:

@@ -20,11 +20,11 @@ from typing import Any, TextIO
 
 import yaml
 
+from contracts.alerts_file import AlertsFile, load_alerts_file
 from contracts.records import AlertName
 from contracts.roadmap.loader import YamlFileError, load_roadmap
 from contracts.roadmap.model import Indicator, RoadmapFile, Severity
 from contracts.roadmap.projection import is_projected
-from services.alerts.alerts_file import AlertsFile, load_alerts_file
 from services.alerts.conditions import PIPELINE_INDICATOR, PROGRESS_INDICATOR
 
 DEFAULT_OUT = Path("deploy/prometheus/rules/roadmap.rules.yml")

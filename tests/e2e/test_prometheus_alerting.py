@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import yaml
 
+from contracts.alerts_file import load_alerts_file
 from contracts.roadmap.loader import load_roadmap
-from services.alerts.alerts_file import load_alerts_file
 from services.commands.rules import render_rules
 from tests.support.alertmanager import running_alertmanager
 from tests.support.dev_stack import DevPorts, running_dev

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
+from contracts.alerts_file import ReceiverSpec, RetryPolicy, Route
 from contracts.records import AlertState, AlertTransition
-from services.alerts.alerts_file import ReceiverSpec, RetryPolicy, Route
 from services.alerts.delivery import Deliverer
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt

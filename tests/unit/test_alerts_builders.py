@@ -13,9 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from contracts.alerts_file import Lifecycle, PipelineRule
 from contracts.records import AlertName, AlertState, AlertTransition, KpiSnapshot
 from contracts.roadmap import RoadmapFile, parse_roadmap
-from services.alerts.alerts_file import Lifecycle, PipelineRule
 from services.alerts.board import IndicatorBoard
 from services.alerts.conditions import Condition, conditions_at
 from services.alerts.lifecycle import AlertBook, Moment, evaluate

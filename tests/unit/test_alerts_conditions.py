@@ -12,11 +12,11 @@ from decimal import Decimal
 
 import pytest
 
+from contracts.alerts_file import PipelineRule
 from contracts.records import AlertName
 from contracts.roadmap import RoadmapFile
 from contracts.roadmap.model import Severity
 from contracts.roadmap.projection import project
-from services.alerts.alerts_file import PipelineRule
 from services.alerts.board import IndicatorView
 from services.alerts.conditions import (
     PIPELINE_INDICATOR,

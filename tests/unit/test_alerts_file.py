@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from contracts.records import AlertName
-from contracts.roadmap.loader import parse_yaml_model
-from services.alerts.alerts_file import (
+from contracts.alerts_file import (
     AlertsFile,
     AlertsFileError,
     ReceiverKind,
     load_alerts_file,
-    resolve_receivers,
 )
+from contracts.records import AlertName
+from contracts.roadmap.loader import parse_yaml_model
+from services.alerts.receivers import resolve_receivers
 
 ALERTS_PATH = Path(__file__).parents[2] / "deploy" / "alerts.yaml"
 TEXT = ALERTS_PATH.read_text(encoding="utf-8")
@@ -263,7 +263,7 @@ def shipped() -> AlertsFile:
 
 def test_unset_url_env_receivers_are_left_out(shipped: AlertsFile) -> None:
     """With no variables set, only the console is active (and has no url or secret)."""
-    active = resolve_receivers(shipped, ALERTS_PATH, environ={})
+    active = resolve_receivers(shipped, ALERTS_PATH, env={})
     assert list(active) == ["console"]
     assert active["console"].url is None
     assert active["console"].secret is None
@@ -271,7 +271,7 @@ def test_unset_url_env_receivers_are_left_out(shipped: AlertsFile) -> None:
 
 def test_an_empty_url_variable_counts_as_unset(shipped: AlertsFile) -> None:
     """ALERTS_CHAT_URL='' disables chat rather than failing."""
-    active = resolve_receivers(shipped, ALERTS_PATH, environ={"ALERTS_CHAT_URL": ""})
+    active = resolve_receivers(shipped, ALERTS_PATH, env={"ALERTS_CHAT_URL": ""})
     assert "chat" not in active
 
 
@@ -281,7 +281,7 @@ def test_set_variables_enable_receivers(shipped: AlertsFile) -> None:
     active = resolve_receivers(
         shipped,
         ALERTS_PATH,
-        environ={
+        env={
             "ALERTS_ALERTMANAGER_URL": "http://alertmanager:9093",
             "ALERTS_WEBHOOK_URL": "https://hooks.example/roadmap",
             "ALERTS_WEBHOOK_SECRET": "s3cret",
@@ -306,7 +306,7 @@ def test_active_webhook_without_its_secret_is_refused(
     if secret is not None:
         environ["ALERTS_WEBHOOK_SECRET"] = secret
     with pytest.raises(AlertsFileError) as caught:
-        resolve_receivers(shipped, ALERTS_PATH, environ=environ)
+        resolve_receivers(shipped, ALERTS_PATH, env=environ)
     message = str(caught.value)
     assert "ALERTS_WEBHOOK_SECRET" in message
     assert "receiver 'webhook'" in message
@@ -315,14 +315,14 @@ def test_active_webhook_without_its_secret_is_refused(
 
 def test_a_disabled_webhook_needs_no_secret(shipped: AlertsFile) -> None:
     """Without ALERTS_WEBHOOK_URL the webhook is off and its secret is not asked for."""
-    assert "webhook" not in resolve_receivers(shipped, ALERTS_PATH, environ={})
+    assert "webhook" not in resolve_receivers(shipped, ALERTS_PATH, env={})
 
 
 @pytest.mark.parametrize("url", ["ftp://chat.example/x", "not a url", "chat.example/x"])
 def test_non_http_url_from_the_environment_is_refused(shipped: AlertsFile, url: str) -> None:
     """A url_env variable holding something other than an http(s) URL is refused by name."""
     with pytest.raises(AlertsFileError, match="ALERTS_CHAT_URL is not an http"):
-        resolve_receivers(shipped, ALERTS_PATH, environ={"ALERTS_CHAT_URL": url})
+        resolve_receivers(shipped, ALERTS_PATH, env={"ALERTS_CHAT_URL": url})
 
 
 def test_all_environment_problems_are_reported_together(shipped: AlertsFile) -> None:
@@ -331,7 +331,7 @@ def test_all_environment_problems_are_reported_together(shipped: AlertsFile) -> 
         resolve_receivers(
             shipped,
             ALERTS_PATH,
-            environ={"ALERTS_WEBHOOK_URL": "https://hooks.example/x", "ALERTS_CHAT_URL": "ftp://x"},
+            env={"ALERTS_WEBHOOK_URL": "https://hooks.example/x", "ALERTS_CHAT_URL": "ftp://x"},
         )
     assert len(caught.value.problems) == 2
 
@@ -347,5 +347,5 @@ def test_a_fixed_url_needs_no_variable() -> None:
         "routes:\n"
         "  - receivers: [am]\n"
     )
-    active = resolve_receivers(_parse(text), NAME, environ={})
+    active = resolve_receivers(_parse(text), NAME, env={})
     assert active["am"].url == "http://am.example:9093/"

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.alerts_file import Lifecycle, PipelineRule, load_alerts_file
 from contracts.records import AlertName, AlertState, AlertTransition
 from contracts.roadmap import RoadmapFile
-from services.alerts.alerts_file import Lifecycle, PipelineRule, load_alerts_file
 from services.alerts.board import IndicatorBoard
 from services.alerts.conditions import Condition, conditions_at, pipeline_condition
 from services.alerts.lifecycle import AlertBook, Moment, dedup_key, evaluate

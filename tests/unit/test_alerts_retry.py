@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.alerts.alerts_file import RetryPolicy
+from contracts.alerts_file import RetryPolicy
 from services.alerts.retry import backoff, out_of_budget, retry_after_seconds, verdict
 
 NOW = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.alerts_file import ReceiverSpec, Route, load_alerts_file
 from contracts.records import AlertState, AlertTransition
-from services.alerts.alerts_file import ReceiverSpec, Route, load_alerts_file
 from services.alerts.routing import route, wants
 from tests.unit.test_alerts_builders import W0, transition
 

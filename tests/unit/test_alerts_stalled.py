@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.alerts_file import PipelineRule, StallRule
 from contracts.records import AlertName
-from services.alerts.alerts_file import PipelineRule, StallRule
 from services.alerts.conditions import (
     LISTED_STALLS,
     PROGRESS_INDICATOR,

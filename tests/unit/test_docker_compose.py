@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic_settings import BaseSettings
 
+from contracts.alerts_file import load_alerts_file
 from contracts.topics import TOPICS
-from services.alerts.alerts_file import load_alerts_file
 from services.alerts.settings import AlertsSettings
 from services.common.config import KafkaSettings, ServiceSettings
 from services.registry import service_parts

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from contracts.alerts_file import load_alerts_file
 from contracts.records import AlertName
 from contracts.roadmap.loader import load_roadmap
-from services.alerts.alerts_file import load_alerts_file
 from services.alerts.conditions import stalled_condition
 from services.commands.rules import DEFAULT_OUT, render_rules, run_rules
 from services.common.progress import PartitionProgress, Stall

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from contracts.alerts_file import load_alerts_file
 from contracts.roadmap.loader import load_roadmap
-from services.alerts.alerts_file import load_alerts_file
 from tests.support.services import REPO
 
 

@@ -1,19 +1,19 @@
 """The alerts file (``deploy/alerts.yaml``): lifecycle timings, pipeline limit, receivers, routes.
 
+The grammar, beside the roadmap file's; pure but for ``load_alerts_file`` reading the file.
 Validated at start-up like the roadmap file: an invalid file stops the service naming the line
 and field. Secrets and receiver URLs for a deployment come from the environment (``*_env``
-fields), so the file itself holds none; ``resolve`` reads them and refuses a missing secret.
+fields), so the file itself holds none; the alerts service resolves them at its edge
+(``services.alerts.receivers.resolve_receivers``) and refuses a missing secret.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,14 +24,13 @@ from pydantic import (
     StrictBool,
     StrictStr,
     TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from contracts.records import AlertName
-from contracts.roadmap.loader import Problem, YamlFileError, load_yaml_model
+from contracts.roadmap.loader import YamlFileError, load_yaml_model
 from contracts.roadmap.model import Duration
 
 
@@ -46,7 +45,7 @@ Name = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 EnvName = Annotated[StrictStr, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 
 
-_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+URL_ADAPTER: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
 class AlertsFileError(YamlFileError):
@@ -199,48 +198,6 @@ class AlertsFile(_Model):
             if unknown:
                 raise ValueError(f"routes name unknown receivers: {', '.join(unknown)}")
         return value
-
-
-class ActiveReceiver(NamedTuple):
-    """A receiver with its URL and secret read from the environment."""
-
-    spec: ReceiverSpec
-    url: str | None
-    secret: bytes | None
-
-
-def resolve_receivers(
-    alerts: AlertsFile, path: Path, environ: Mapping[str, str] | None = None
-) -> dict[str, ActiveReceiver]:
-    """The receivers in use: a ``url_env`` receiver whose variable is unset is left out.
-
-    Raises ``AlertsFileError`` when an active webhook's secret variable is unset or empty.
-    """
-    env = os.environ if environ is None else environ
-    active: dict[str, ActiveReceiver] = {}
-    problems = []
-    for spec in alerts.receivers:
-        url = str(spec.url) if spec.url is not None else None
-        if spec.url_env is not None:
-            url = env.get(spec.url_env) or None
-            if url is None:
-                continue
-            try:
-                url = str(_URL.validate_python(url))
-            except ValidationError:
-                problems.append(f"receiver {spec.name!r}: {spec.url_env} is not an http(s) URL")
-                continue
-        secret = None
-        if spec.secret_env is not None:
-            value = env.get(spec.secret_env, "")
-            if not value:
-                problems.append(f"receiver {spec.name!r}: set {spec.secret_env} (its HMAC key)")
-                continue
-            secret = value.encode()
-        active[spec.name] = ActiveReceiver(spec, url, secret)
-    if problems:
-        raise AlertsFileError(path, [Problem(1, "receivers", p) for p in problems])
-    return active
 
 
 def load_alerts_file(path: str | Path) -> AlertsFile:
