@@ -68,7 +68,7 @@ dashboards: $(INSTALLED) ## regenerate deploy/grafana/dashboards/ from deploy/ro
 	$(BIN)/roadmap-monitor dashboards
 
 docs: $(INSTALLED) ## regenerate docs/asyncapi/ and docs/openapi.json from the services and contracts
-	$(BIN)/python -m services.common.asyncapi
+	$(BIN)/python -m services.commands.asyncapi
 	$(BIN)/python -m services.ingest.openapi
 
 lock: $(INSTALLED) ## re-pin constraints.txt from what is installed

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
-from services.common.asyncapi import DOCS_DIR, render_yaml
+from services.commands.asyncapi import DOCS_DIR, render_yaml
 from services.registry import SERVICES
 
 
