@@ -273,7 +273,10 @@ async def _until(
 
 
 async def _until_through(ingest: Service, metrics: Service, count: int) -> tuple[Scrape, Scrape]:
-    """Wait until ingest accepted ``count`` events and metrics folded as many."""
+    """Wait until ingest accepted ``count`` events and metrics folded as many, and FastStream
+    counted every batch it handed metrics as processed: it does so only once the handler has
+    returned (after the batch's KPI snapshots are published), and a scrape taken in between
+    lacks the series ``faststream_received_processed_messages_*`` that the next one has."""
     ingested = await _until(
         ingest.base_url,
         f"{count} events accepted by ingest",
@@ -282,7 +285,12 @@ async def _until_through(ingest: Service, metrics: Service, count: int) -> tuple
     folded = await _until(
         metrics.base_url,
         f"{count} events folded by metrics",
-        lambda s: s.total("roadmap_metrics_events_total") >= count,
+        lambda s: (
+            s.total("roadmap_metrics_events_total") >= count
+            and s.total("faststream_received_processed_messages_total")
+            >= s.total("faststream_received_messages_total")
+            > 0
+        ),
     )
     return ingested, folded
 
