@@ -211,6 +211,8 @@ def events_route(
                 sources, source="http", publisher=caller.name, scope=caller.scope
             )
         except PublishError as exc:
+            if caller.bucket is not None:
+                caller.bucket.give_back(len(elements))
             log.warning("HTTP batch not published", extra={"error": str(exc)})
             message = (
                 f"not published ({exc}); retry the request "

@@ -39,6 +39,11 @@ class TokenBucket:
             return 0.0
         return (events - self.tokens) / self.rate.events_per_second
 
+    def give_back(self, events: int) -> None:
+        """Return what a request took when nothing of it was published (the broker refused):
+        its retry should not count twice."""
+        self.tokens = min(float(self.rate.burst), self.tokens + events)
+
 
 def retry_after_header(wait: float) -> str:
     """``Retry-After`` in whole seconds (HTTP has no fractions), never 0 for a refusal."""

@@ -191,6 +191,15 @@ def test_the_bucket_takes_whole_requests_and_says_how_long_to_wait() -> None:
     assert bucket.tokens == 3  # refilled only up to the burst
 
 
+def test_what_a_refused_publish_took_is_given_back_up_to_the_burst() -> None:
+    bucket = TokenBucket.full(Rate(events_per_second=2, burst=4), now=0.0)
+    assert bucket.take(3, now=0.0) == 0
+    bucket.give_back(3)
+    assert bucket.take(4, now=0.0) == 0
+    bucket.give_back(10)
+    assert bucket.tokens == 4
+
+
 def test_a_request_over_the_burst_is_a_caller_error() -> None:
     with pytest.raises(ValueError, match="over the burst"):
         TokenBucket.full(Rate(events_per_second=2, burst=4), now=0.0).take(5, now=0.0)
