@@ -17,6 +17,7 @@ The count is checked against ``roadmap_ingest_events_received_total`` at the end
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from asyncio.subprocess import Process
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -32,6 +34,7 @@ from benchmarks.process_stats import rss_mib
 from benchmarks.report import say
 from benchmarks.service_process import counter_total, spawn, stop, until_ready
 from contracts.events import EventType
+from contracts.publishers import new_token, token_sha256
 from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
@@ -48,7 +51,13 @@ HTTP_CLIENTS = 2
 
 
 async def _ingests(
-    kafka: KafkaSettings, count: int, log_dir: Path, name: str, *, wait_ready: bool = True
+    kafka: KafkaSettings,
+    count: int,
+    log_dir: Path,
+    name: str,
+    *,
+    wait_ready: bool = True,
+    settings: dict[str, str] | None = None,
 ) -> tuple[list[Process], list[httpx.AsyncClient]]:
     processes, clients = [], []
     for n in range(count):
@@ -57,7 +66,12 @@ async def _ingests(
         process = await spawn(
             "ingest",
             kafka,
-            {"HTTP_PORT": str(port), "GROUP_ID": f"{name}-group", "LOG_FORMAT": "text"},
+            {
+                "HTTP_PORT": str(port),
+                "GROUP_ID": f"{name}-group",
+                "LOG_FORMAT": "text",
+                **(settings or {}),
+            },
             log,
         )
         processes.append(process)
@@ -209,14 +223,27 @@ async def _publish(publisher: BatchPublisher, records: Sequence[OutboundRecord])
         await publisher.publish(records[i : i + 2000])
 
 
-async def http_ingest(base: KafkaSettings, count: int, *, log_dir: Path) -> dict[str, Any]:
+async def http_ingest(
+    base: KafkaSettings, count: int, *, log_dir: Path, publishers: bool = False
+) -> dict[str, Any]:
     """``count`` valid events as ``POST /v1/events`` bodies of ``HTTP_BATCH`` from
-    ``HTTP_CLIENTS`` clients at once, each waiting for its answer (202) before the next."""
-    kafka = base.model_copy(update={"topic_prefix": "bench.http."})
+    ``HTTP_CLIENTS`` clients at once, each waiting for its answer (202) before the next.
+
+    ``publishers``: ingest reads a publishers file and every event goes through the token
+    lookup and the scope check (one publisher allowed every type and source sent, no rate)."""
+    name = "ingest-http-publishers" if publishers else "ingest-http"
+    kafka = base.model_copy(update={"topic_prefix": f"bench.{name}."})
     await ensure_topics(kafka, TOPICS)
     bodies = _bodies(count)
-    (process,), (client,) = await _ingests(kafka, 1, log_dir, "ingest-http")
-    say(f"ingest over HTTP: {count:,} events in bodies of {HTTP_BATCH:,}")
+    headers = {"content-type": "application/json"}
+    settings: dict[str, str] = {}
+    if publishers:
+        token = new_token()
+        settings["PUBLISHERS_FILE"] = str(_publishers_file(bodies, token, log_dir))
+        headers["authorization"] = f"Bearer {token}"
+    (process,), (client,) = await _ingests(kafka, 1, log_dir, name, settings=settings)
+    with_file = " with a publishers file" if publishers else ""
+    say(f"ingest over HTTP{with_file}: {count:,} events in bodies of {HTTP_BATCH:,}")
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -224,9 +251,7 @@ async def http_ingest(base: KafkaSettings, count: int, *, log_dir: Path) -> dict
     async def post() -> None:
         while not queue.empty():
             body = queue.get_nowait()
-            answer = await client.post(
-                "/v1/events", content=body, headers={"content-type": "application/json"}
-            )
+            answer = await client.post("/v1/events", content=body, headers=headers)
             if answer.status_code != 202:
                 raise RuntimeError(
                     f"POST /v1/events answered {answer.status_code}: {answer.text[:300]}"
@@ -245,9 +270,33 @@ async def http_ingest(base: KafkaSettings, count: int, *, log_dir: Path) -> dict
         "events": count,
         "batch": HTTP_BATCH,
         "clients": HTTP_CLIENTS,
+        "publishers_file": publishers,
         "events_per_s": round(rate),
         "seconds": round(seconds, 2),
     }
+
+
+def _publishers_file(bodies: list[bytes], token: str, log_dir: Path) -> Path:
+    """A publishers file with one publisher allowed every type and source in ``bodies``."""
+    events = [event for body in bodies for event in json.loads(body)]
+    types = sorted({event["type"] for event in events})
+    sources = sorted({event["source"] for event in events})
+    path = log_dir / "publishers.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "publishers": {
+                    "bench": {
+                        "token_sha256": token_sha256(token),
+                        "types": types,
+                        "sources": sources,
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
 
 
 def _bodies(count: int) -> list[bytes]:

@@ -406,6 +406,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             kafka, stream, processes=2, log_dir=log_dir, partitions=kafka.topic_partitions
         )
         http = await http_ingest(kafka, args.http_events, log_dir=log_dir)
+        http_publishers = await http_ingest(
+            kafka, args.http_events, log_dir=log_dir, publishers=True
+        )
     batched_ceiling = ceilings["batched"]
     stage_rates = {
         "ingest": burst_figures["ingest_events_per_s"],
@@ -413,6 +416,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ingest alone, 2 processes": ingest_alone[1]["events_per_s"],
         "ingest alone, 2 processes, default partitions": default_split["events_per_s"],
         "ingest over HTTP": http["events_per_s"],
+        "ingest over HTTP, publishers file": http_publishers["events_per_s"],
         "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
         "metrics (alone, replaying)": alone["events_per_s"],
         "whole pipeline": burst_figures["pipeline_events_per_s"],
@@ -438,6 +442,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ingest_alone": ingest_alone,
         "ingest_alone_default_partitions": default_split,
         "http": http,
+        "http_publishers": http_publishers,
         "ratio_to_batched": {
             stage: round(rate / batched_ceiling, 2) for stage, rate in stage_rates.items()
         },
@@ -448,6 +453,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             default_split["events_per_s"] / ingest_alone[0]["events_per_s"], 2
         ),
         "http_to_kafka_ingest": round(http["events_per_s"] / ingest_alone[0]["events_per_s"], 2),
+        "http_publishers_to_open": round(http_publishers["events_per_s"] / http["events_per_s"], 2),
         "peak_rss_mib": memory,
     }
 

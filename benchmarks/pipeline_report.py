@@ -35,6 +35,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     burst, latency, alone = summary["burst"], summary["latency"], summary["metrics_alone"]
     ceilings, ratios = summary["ceilings"], summary["ratio_to_batched"]
     ingest_alone, http = summary["ingest_alone"], summary["http"]
+    http_publishers = summary["http_publishers"]
     default_split = summary["ingest_alone_default_partitions"]
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in burst["kinds"].items())
     lines = [
@@ -69,6 +70,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"{ratios['ingest alone, 2 processes, default partitions']} |",
         f"| ingest over HTTP (`POST /v1/events`, {http['batch']:,} events a request, "
         f"{http['clients']} clients) | {http['events_per_s']:,} | {ratios['ingest over HTTP']} |",
+        f"| ingest over HTTP with a publishers file (token lookup and scope check per event) | "
+        f"{http_publishers['events_per_s']:,} | "
+        f"{ratios['ingest over HTTP, publishers file']} |",
         f"| metrics, in the pipeline (paced by ingest) | {burst['metrics_events_per_s']:,} | "
         f"{ratios['metrics (in the pipeline)']} |",
         f"| metrics, alone (replaying the canonical topic) | {alone['events_per_s']:,} | "
@@ -86,7 +90,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"which they split evenly, and {summary['scaling_two_processes_default_partitions']} "
         f"times on {default_split['partitions_per_topic']} (partitions split 5 to 4, and the "
         "first to join reads alone until the second has joined); over HTTP one process takes "
-        f"{summary['http_to_kafka_ingest']} times its Kafka rate. CPU profiles of ingest and "
+        f"{summary['http_to_kafka_ingest']} times its Kafka rate, and "
+        f"{summary['http_publishers_to_open']} times the open rate with a publishers file. "
+        "CPU profiles of ingest and "
         "metrics during the burst: "
         "[profile-ingest.svg](profile-ingest.svg), [profile-metrics.svg](profile-metrics.svg) "
         "(py-spy flame graphs; open them in a browser, click to zoom).",

@@ -96,16 +96,17 @@ async def raw_headers(records: Records, original: Callable[[Records], Awaitable[
     """FastStream's own parsing, but with every record's headers left as bytes.
 
     FastStream decodes each header value as UTF-8 before any handler runs: a null value or one
-    that is not UTF-8 raises there, and the batch never reaches the handler (nor the DLQ). The
-    handlers read ``raw_message`` themselves, so FastStream is given copies without headers and
-    the message carries the records as received.
+    that is not UTF-8 raises there, and the batch would never reach the handler (nor the DLQ).
+    So a batch FastStream cannot parse is given to it again as copies without headers. Either
+    way the handlers read ``raw_message`` themselves, and the message carries the records as
+    received. Copying first, whenever a record had headers, cost metrics a fifth of its replay
+    rate once every canonical event carried ``x-roadmap-publisher``.
     """
     batch = batch_records(records)
-    if any(r.headers for r in batch):
+    try:
+        message = await original(records)
+    except (UnicodeDecodeError, AttributeError):  # a header value FastStream cannot decode
         bare = tuple(dataclasses.replace(r, headers=()) if r.headers else r for r in batch)
-    else:
-        bare = batch  # nothing to hide: no copies (most batches, and every canonical one)
-    message = await original(bare if isinstance(records, (tuple, list)) else bare[0])
-    # A batch as aiokafka gives it (a tuple), also from the in-memory broker (a list).
+        message = await original(bare if isinstance(records, (tuple, list)) else bare[0])
     message.raw_message = batch if isinstance(records, (tuple, list)) else records
     return message
