@@ -100,7 +100,7 @@ def triage(source: SourceRecord, pending: PendingIds, scope: Scope | None = None
             if scope is not None:
                 refusal = scope(normal.type, _read_source(normal.value).source)
                 if refusal is not None:
-                    return DeadLetter(source, Rejected(RejectReason.FORBIDDEN, refusal))
+                    return _forbidden(source, refusal)
             return _classify(normal, source, pending)
     result = decode_record(value, source.headers, expected_type=source.expected_type)
     if isinstance(result, Rejected):
@@ -109,11 +109,15 @@ def triage(source: SourceRecord, pending: PendingIds, scope: Scope | None = None
     if scope is not None:
         refusal = scope(event.type, event.source)
         if refusal is not None:
-            return DeadLetter(source, Rejected(RejectReason.FORBIDDEN, refusal))
+            return _forbidden(source, refusal)
     normal = NormalEvent(
         event.event_id, event.type, encode_event(event), canonical_key(event), partition_key(event)
     )
     return _classify(normal, source, pending)
+
+
+def _forbidden(source: SourceRecord, refusal: str) -> DeadLetter:
+    return DeadLetter(source, Rejected(RejectReason.FORBIDDEN, refusal))
 
 
 def _classify(event: NormalEvent, source: SourceRecord, pending: PendingIds) -> Outcome:
