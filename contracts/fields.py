@@ -42,7 +42,10 @@ def _utc_timestamp(value: Any, parse: ValidatorFunctionWrapHandler) -> datetime:
     if not isinstance(value, (str, datetime)):  # a tuple: faster than a union here
         raise ValueError("must be an ISO 8601 string")
     parsed: datetime = parse(value)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+03:00 is in year 0 in UTC
+        raise ValueError("out of range once in UTC (years 1 to 9999)") from None
 
 
 def _parse_calendar_date(value: Any) -> date:
@@ -223,5 +226,17 @@ Month = Annotated[
 ]
 """A calendar month ``YYYY-MM``."""
 
-Timestamp = Annotated[AwareDatetime, WrapValidator(_utc_timestamp)]
+Timestamp = Annotated[
+    AwareDatetime,
+    WrapValidator(_utc_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            # Narrower than validation, so that no offset can carry it out of years 1-9999 in
+            # UTC (0001-01-01T00:00:00+03:00 is refused): years 1000 to 8999.
+            "pattern": "^[1-8][0-9]{3}-",
+        }
+    ),
+]
 """An RFC 3339 timestamp with an offset, normalised to UTC."""
