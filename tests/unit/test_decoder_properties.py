@@ -168,3 +168,38 @@ def test_messages_over_the_limit_are_too_large(size: int, limit: int) -> None:
     result = decode_event(b" " * size, max_bytes=limit)
     assert isinstance(result, Rejected)
     assert (result.reason is RejectReason.TOO_LARGE) == (size > limit)
+
+
+_DATES = st.sampled_from([(1, 1, 1), (9999, 12, 31)]) | st.tuples(
+    st.integers(1, 9999), st.integers(1, 12), st.integers(1, 31)
+)
+_TIMESTAMPS = st.builds(
+    lambda date, hour, minute, sign, off_h, off_m, zulu: (
+        f"{date[0]:04d}-{date[1]:02d}-{date[2]:02d}T{hour:02d}:{minute:02d}:00"
+        + ("Z" if zulu else f"{sign}{off_h:02d}:{off_m:02d}")
+    ),
+    _DATES,
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.sampled_from("+-"),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.booleans(),
+)
+"""RFC 3339-shaped timestamps over the whole calendar, impossible days and extreme offsets
+included; the first and last days of the calendar are drawn often."""
+
+
+@PROPERTY_SETTINGS
+@given(timestamp=_TIMESTAMPS)
+def test_any_timestamp_is_accepted_in_utc_or_refused_never_raised(timestamp: str) -> None:
+    """An offset can carry 0001-01-01 or 9999-12-31 out of the calendar once in UTC: such a
+    timestamp is refused naming ``occurred_at``, as an impossible date is; none raises."""
+    obj = {**VALID_OBJECTS[0], "occurred_at": timestamp}
+    result = decode_event(json.dumps(obj).encode())
+    if isinstance(result, Accepted):
+        assert result.event.occurred_at.utcoffset() is not None
+        assert result.event.occurred_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    else:
+        assert result.reason is RejectReason.SCHEMA
+        assert [e.loc for e in result.errors] == ["occurred_at"]
