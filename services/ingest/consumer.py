@@ -120,7 +120,14 @@ class UpstreamConsumer:
         try:
             await self._pipeline.process(sources, source="kafka")
         except PublishError as exc:
-            await self._retry_later(message, exc)
+            self._metrics.publish_failures.inc()
+            await self._retry_later(message, f"publish not acknowledged: {exc}")
+            return
+        except Exception as exc:  # a bug: re-read the batch (and stall, loudly), never skip it
+            # Unacknowledged, a failed batch would be committed past by the next one: lost.
+            log.exception("batch not processed; re-reading it", extra={"records": len(batch)})
+            self._metrics.batch_errors.inc()
+            await self._retry_later(message, f"batch not processed: {type(exc).__name__}: {exc}")
             return
         self._republish.reset()
         try:
@@ -137,14 +144,10 @@ class UpstreamConsumer:
             [max(0.0, (now_ms - record.timestamp) / 1000) for record in batch],
         )
 
-    async def _retry_later(self, message: KafkaMessage, exc: Exception) -> None:
-        self._metrics.publish_failures.inc()
-        self.watchdog.note_error(f"publish not acknowledged: {exc}")
+    async def _retry_later(self, message: KafkaMessage, error: str) -> None:
+        self.watchdog.note_error(error)
         delay = self._republish.next_wait()
-        log.warning(
-            "publish not acknowledged; re-reading the batch",
-            extra={"error": str(exc), "retry_in_s": round(delay, 3)},
-        )
+        log.warning("batch to be re-read", extra={"error": error, "retry_in_s": round(delay, 3)})
         await message.nack()  # rewinds every partition of the batch to its first record
         await asyncio.sleep(delay)
 

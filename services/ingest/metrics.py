@@ -80,6 +80,12 @@ class IngestMetrics:
             "Batches whose publish was not acknowledged; they are re-read and re-published.",
             registry=registry,
         )
+        self.batch_errors = Counter(
+            "roadmap_ingest_batch_errors",
+            "Upstream batches an unexpected error kept from being processed (a bug): they are "
+            "re-read, never skipped, and the watchdog reports the partition while it lasts.",
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "roadmap_ingest_commit_failures",
             "Offset commits refused (e.g. by a rebalance); those records will be re-delivered.",
