@@ -234,6 +234,6 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             return CheckResult(False, "joining the consumer group")
         behind = self.replaying()
         if behind:
-            left = sum(max(0, self._ends.target(p) - self._positions.get(p, 0)) for p in behind)
+            left = sum(self._ends.left(p, self._positions.get(p, 0)) or 0 for p in behind)
             return CheckResult(False, f"replaying partitions {behind}: {left} records to go")
         return CheckResult(True, f"{len(self.states)} partitions replayed and followed")

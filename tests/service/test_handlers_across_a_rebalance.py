@@ -77,12 +77,14 @@ def _consumer_owning(*partitions: TopicPartition) -> AIOKafkaConsumer:
     return consumer
 
 
-async def test_ingest_handles_and_commits_a_batch_whose_partition_was_revoked() -> None:
+def _upstream_consumer(
+    publisher: InMemoryPublisher, *, owning: int, retry_max_s: float = 10.0
+) -> tuple[UpstreamConsumer, IngestMetrics, CollectorRegistry]:
+    """Ingest's Kafka handler on a real pipeline publishing to ``publisher``, its consumer
+    owning partition ``owning`` of the shipments topic."""
     kafka = KafkaSettings()
-    settings = IngestSettings(kafka=kafka)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    publisher = InMemoryPublisher()
     pipeline = IngestPipeline(
         cast(BatchPublisher, publisher),
         DedupWindow(100),
@@ -92,9 +94,19 @@ async def test_ingest_handles_and_commits_a_batch_whose_partition_was_revoked() 
         dlq_topic="roadmap.events.dlq",
     )
     upstream = UpstreamConsumer(
-        make_broker(kafka, service="ingest"), settings, pipeline, metrics, ConsumerGauges(registry)
+        make_broker(kafka, service="ingest"),
+        IngestSettings(kafka=kafka, retry_max_s=retry_max_s),
+        pipeline,
+        metrics,
+        ConsumerGauges(registry),
     )
-    upstream.subscriber.consumer = _consumer_owning(TopicPartition(TRADE_SHIPMENTS.name, 2))
+    upstream.subscriber.consumer = _consumer_owning(TopicPartition(TRADE_SHIPMENTS.name, owning))
+    return upstream, metrics, registry
+
+
+async def test_ingest_handles_and_commits_a_batch_whose_partition_was_revoked() -> None:
+    publisher = InMemoryPublisher()
+    upstream, metrics, _ = _upstream_consumer(publisher, owning=2)
     batch = Batch((_record(TRADE_SHIPMENTS.name, 0, 41, SHIPMENT.raw),))
     await upstream.on_upstream_batch(cast(Any, batch))
     assert [r.topic for r in publisher.published] == [CANONICAL_EVENTS.name]
@@ -160,23 +172,8 @@ class RewoundBatch(Batch):
 async def test_an_unexpected_error_rewinds_the_batch_instead_of_skipping_it() -> None:
     """Left unacknowledged, a batch that raised would be committed past by the next one and
     lost: it is nacked (re-read), counted, and handled when it comes again."""
-    kafka = KafkaSettings()
-    settings = IngestSettings(kafka=kafka, retry_max_s=0.01)
-    registry = CollectorRegistry()
-    metrics = IngestMetrics(registry)
     publisher = FailingOncePublisher()
-    pipeline = IngestPipeline(
-        cast(BatchPublisher, publisher),
-        DedupWindow(100),
-        metrics,
-        lambda: datetime(2026, 12, 1, tzinfo=UTC),
-        canonical_topic=CANONICAL_EVENTS.name,
-        dlq_topic="roadmap.events.dlq",
-    )
-    upstream = UpstreamConsumer(
-        make_broker(kafka, service="ingest"), settings, pipeline, metrics, ConsumerGauges(registry)
-    )
-    upstream.subscriber.consumer = _consumer_owning(TopicPartition(TRADE_SHIPMENTS.name, 0))
+    upstream, _, registry = _upstream_consumer(publisher, owning=0, retry_max_s=0.01)
     first = RewoundBatch((_record(TRADE_SHIPMENTS.name, 0, 41, SHIPMENT.raw),))
 
     await upstream.on_upstream_batch(cast(Any, first))
