@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-unit test-service test-connected test-faults test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-recall bench-metrics bench-alerts bench clean
+.PHONY: install kafka test test-unit test-service test-connected test-faults test-e2e e2e-tools lint format typecheck schemas rules dashboards docs lock dev broker bench-ingest bench-recall bench-metrics bench-alerts bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=python3.11")'
@@ -14,22 +14,25 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 install: $(INSTALLED) ## create .venv/ with pinned dependencies and the roadmap-monitor command
 
+kafka: $(INSTALLED) ## Apache Kafka's jars (deploy/kafka/pom.xml), resolved by Maven once into ~/.cache/roadmap-monitor
+	@$(BIN)/python -m services.common.apache_kafka
+
 # Tests run on WORKERS parallel pytest-xdist workers, each with its own broker, ports and
 # topics; a test file stays on one worker (module fixtures are shared). Most of the time is
 # spent waiting on brokers and services, not on the CPU, so 3 workers suit 2 cores.
 WORKERS ?= 3
 PYTEST := $(BIN)/pytest -n $(WORKERS) --dist loadfile --durations=15
 
-test: $(INSTALLED) e2e-tools ## every tier: unit, service, connected (real broker), e2e (about 3 minutes); the fault suite is make test-faults
+test: $(INSTALLED) kafka e2e-tools ## every tier: unit, service, connected (real broker), e2e (about 3 minutes); the fault suite is make test-faults
 	$(PYTEST) -m "not faults"
 
-test-unit test-service test-connected: test-%: $(INSTALLED)
+test-unit test-service test-connected: test-%: $(INSTALLED) kafka
 	$(PYTEST) -m "$* and not faults"
 
-test-faults: $(INSTALLED) ## the fault suite (connected tier, about 3 minutes): kills, outages, poison, failing receivers
+test-faults: $(INSTALLED) kafka ## the fault suite (connected tier, about 3 minutes): kills, outages, poison, failing receivers
 	$(PYTEST) -m faults
 
-test-e2e: $(INSTALLED) e2e-tools
+test-e2e: $(INSTALLED) kafka e2e-tools
 	$(PYTEST) -m e2e
 
 E2E_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
-from services.commands.broker import run_broker
+from services.commands.broker import ENGINES, run_broker
 from services.commands.run import run_service
 from services.commands.validate import validate_events, validate_roadmap
 from services.common.config import ConfigError, KafkaSettings, load_settings
@@ -26,7 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
+    broker = commands.add_parser(
+        "broker", help="run a broker: the embedded one (Tansu) or Apache Kafka (--engine kafka)"
+    )
+    broker.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="embedded",
+        help="embedded: Tansu, memory-only, no JVM; kafka: Apache Kafka from its jars (needs "
+        "java; the jars are fetched once with Maven). Default: %(default)s",
+    )
+    broker.add_argument(
+        "--nodes", type=int, default=1, choices=(1, 3), help="Apache Kafka nodes (default: 1)"
+    )
     broker.add_argument(
         "--port", type=int, default=DEFAULT_BROKER_PORT, help="default: %(default)s"
     )
@@ -211,7 +223,7 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "broker": lambda args: run_broker(args.host, args.port),
+    "broker": lambda args: run_broker(args.host, args.port, engine=args.engine, nodes=args.nodes),
     "run": lambda args: run_service(args.service),
     "validate": _validate,
     "dev": _dev,

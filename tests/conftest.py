@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka import RealBroker, real_broker
+from tests.support.kafka import RealBroker, broker_description, real_broker
 
 pytest_plugins = ["tests.support.fault_report"]
 
@@ -24,7 +24,10 @@ broker completes a group join after half the session timeout (at least 1 s), so 
 10 s meant 5 s per join (measured: 5.01 s; 3.01 s with 6 s; 1.01 s with 2 s). Production keeps
 the defaults; a variable set in the environment wins."""
 _TESTS_DIR = Path(__file__).parent
+BROKER_TIERS = ("connected", "e2e")
+"""The tiers whose closing line names the broker they ran on."""
 _outcomes: Counter[tuple[str, str]] = Counter()
+_on_embedded: Counter[str] = Counter()
 _seconds: defaultdict[str, float] = defaultdict(float)
 
 
@@ -54,6 +57,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if hasattr(report, "wasxfail"):
             outcome = "xfailed" if report.skipped else "xpassed"
         _outcomes[(tier, outcome)] += 1
+        if "embedded" in report.keywords:
+            _on_embedded[tier] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -64,6 +69,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         counts = {outcome: n for (t, outcome), n in _outcomes.items() if t == tier}
         if counts:
             detail = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            if tier in BROKER_TIERS:
+                detail += f" on {broker_description()}"
+                if _on_embedded[tier]:
+                    detail += f" ({_on_embedded[tier]} of them on the embedded broker)"
             terminalreporter.write_line(
                 f"{tier}: {detail}; {_seconds[tier]:.1f} s in setup, call and teardown"
             )
@@ -71,6 +80,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBroker]:
-    """One real Kafka-protocol broker for every test that asks (connected and e2e tiers)."""
+    """One real broker per pytest worker for every test that asks (connected and e2e tiers):
+    Apache Kafka unless ``KAFKA_BOOTSTRAP_SERVERS`` names another. Tests keep apart by topic
+    and group names."""
     with real_broker(tmp_path_factory.mktemp("broker")) as running:
         yield running

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
@@ -41,7 +41,7 @@ from contracts.records import DlqRecord
 from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
-from services.common.reading import state_reader
+from services.common.reading import state_reader, topic_partitions
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_REJECTED = 0, 1, 2
 BATCH_EVENTS = 500
@@ -275,13 +275,7 @@ async def publish_kafka(
     await consumer.start()
     await producer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in outputs
-            for p in sorted(
-                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-            )
-        ]
+        partitions = [tp for topic in outputs for tp in await topic_partitions(consumer, topic)]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         for tp in partitions:
@@ -323,11 +317,6 @@ async def publish_kafka(
     tally.unseen = len(lines) - tally.done + tally.unseen
     progress.show(tally.done, final=True)
     return tally
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def _follow_outcomes(

@@ -64,11 +64,13 @@ def offset_reader(kafka: KafkaSettings, *, group: str, client_id: str) -> AIOKaf
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """Every partition of ``topic``, from fresh metadata; ``KafkaError`` while it has none.
 
-    Look all topics up before the first ``assign``: once assigned, the consumer's metadata only
-    covers the assigned topics.
+    ``consumer.topics()`` fetches every topic's metadata but keeps it from the consumer's own,
+    which covers only the topics it tracks: on Apache Kafka none before the first ``assign``
+    (the embedded broker answered the consumer's empty topic list with every topic). So the
+    partitions are read from the fetched metadata itself.
     """
-    await consumer.topics()  # refreshes metadata
-    found = consumer.partitions_for_topic(topic)
+    cluster = await consumer._client.fetch_all_metadata()  # no public call gives it
+    found = cluster.partitions_for_topic(topic)
     if not found:
         raise KafkaError(f"topic {topic} has no partitions yet")
     return [TopicPartition(topic, p) for p in sorted(found)]

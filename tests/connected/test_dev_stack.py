@@ -47,6 +47,8 @@ from tests.support.dev_stack import (
 )
 from tests.support.services import CLI, REPO
 
+pytestmark = pytest.mark.embedded  # what `make dev` runs on
+
 READY_TIMEOUT_S = 120.0
 ALERT_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0

@@ -13,6 +13,8 @@ import pytest
 
 from services.common.embedded_broker import EmbeddedBroker, free_port, kafka_answers
 
+pytestmark = pytest.mark.embedded  # what `make dev` runs on
+
 REPO = Path(__file__).parents[2]
 CLI = str(Path(sys.executable).with_name("roadmap-monitor"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream import AckPolicy
@@ -17,6 +17,7 @@ from contracts.keys import message_key
 from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options, consumer_options, make_broker
+from services.common.reading import topic_partitions
 from services.common.topics import ensure_topics
 from tests.support.kafka import scratch_topic, unique_name
 
@@ -27,8 +28,8 @@ async def _committed(settings: KafkaSettings, topic: str, group: str) -> dict[in
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return {p: await consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+        partitions = await topic_partitions(consumer, topic)
+        return {tp.partition: await consumer.committed(tp) for tp in partitions}
     finally:
         await consumer.stop()
 

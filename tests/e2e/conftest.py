@@ -1,7 +1,7 @@
 """Fixtures of the e2e tier: a real broker, a real webhook receiver, a real Alertmanager.
 
-The broker is chosen as for the connected tier (``tests.support.kafka.real_broker``: an
-external one, testcontainers, or the embedded Tansu broker). Alertmanager is Debian's
+The broker is chosen as for the connected tier (``tests.support.kafka.real_broker``: Apache
+Kafka, or an external one). Alertmanager is Debian's
 ``prometheus-alertmanager`` binary; when it is missing the test fails (it is not skipped) with
 how to install it. Everything listens on 127.0.0.1.
 """

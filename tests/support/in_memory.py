@@ -126,6 +126,15 @@ class InMemoryConsumer:
     async def commit(self) -> None:
         """Offsets are not kept: nothing here resumes from them (metrics replays from 0)."""
 
+    @property
+    def _client(self) -> InMemoryConsumer:
+        """aiokafka's client, whose ``fetch_all_metadata`` gives the cluster's topics: here the
+        consumer answers for both."""
+        return self
+
+    async def fetch_all_metadata(self) -> InMemoryConsumer:
+        return self
+
     async def topics(self) -> set[str]:
         return set(self._kafka.logs)
 

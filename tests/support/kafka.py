@@ -1,7 +1,8 @@
-"""Which real Kafka-protocol broker the ``connected`` tier talks to.
+"""Which real broker the ``connected``, fault and ``e2e`` tiers talk to.
 
-In order: ``KAFKA_BOOTSTRAP_SERVERS`` if set; a testcontainers Kafka when a Docker engine
-answers; else the embedded Tansu broker (the same code as ``roadmap-monitor broker``).
+``KAFKA_BOOTSTRAP_SERVERS`` if set (an external broker); else Apache Kafka, the version pinned
+in ``deploy/kafka/pom.xml`` (the one production runs), started from its jars once per pytest
+worker. The embedded broker (Tansu) keeps only the tests of what ``make dev`` runs on it.
 """
 
 from __future__ import annotations
@@ -16,29 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from contracts.topics import TopicSpec
+from services.common.apache_kafka import KafkaBroker, kafka_version
 from services.common.config import KafkaSettings
+from services.common.reading import topic_partitions
 
 
 @dataclass(frozen=True, slots=True)
 class RealBroker:
     bootstrap_servers: str
-    kind: str  # "external", "testcontainers" or "embedded"
+    kind: str  # "external", "kafka" or "embedded"
 
 
-def docker_engine_answers() -> bool:
-    """True when a Docker engine (not just the client) responds to a ping."""
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no engine"
-        return False
+def broker_description() -> str:
+    """What the tiers run on, for their closing lines."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    return f"the broker at {external}" if external else f"Apache Kafka {kafka_version()}"
 
 
 @contextlib.contextmanager
@@ -48,12 +44,13 @@ def real_broker(log_dir: Path) -> Iterator[RealBroker]:
     if external:
         yield RealBroker(external, "external")
         return
-    if docker_engine_answers():
-        from testcontainers.kafka import KafkaContainer
+    with KafkaBroker(log_path=log_dir / "kafka.log") as broker:
+        yield RealBroker(broker.bootstrap_servers, "kafka")
 
-        with KafkaContainer().with_kraft() as container:
-            yield RealBroker(container.get_bootstrap_server(), "testcontainers")
-        return
+
+@contextlib.contextmanager
+def embedded_broker(log_dir: Path) -> Iterator[RealBroker]:
+    """The embedded broker, for the tests of what ``make dev`` runs on it."""
     from services.common.embedded_broker import EmbeddedBroker
 
     with EmbeddedBroker(log_path=log_dir / "tansu.log") as broker:
@@ -88,9 +85,7 @@ async def read_topic(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic, timeout))
-        ]
+        partitions = await _partitions(consumer, topic, timeout)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -150,13 +145,14 @@ async def read_until_quiet(
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
+async def _partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout: float
+) -> list[TopicPartition]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return set(partitions)
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"topic {topic} has no partitions")
-        await consumer.topics()  # refreshes metadata
+        try:
+            return await topic_partitions(consumer, topic)
+        except KafkaError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"topic {topic} has no partitions") from None
         await asyncio.sleep(0.1)
