@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-demo", action="store_true", help="no demo feed: publish your own")
     dev.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
+    dev.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="embedded",
+        help="the broker: embedded (no JVM) or kafka (Apache Kafka). Default: %(default)s",
+    )
     for name, port in DEFAULT_PORTS.items():
         dev.add_argument(f"--{name}-port", type=int, default=port, help="default: %(default)s")
     _demo_options(dev)
@@ -158,7 +164,10 @@ def _dev(args: argparse.Namespace) -> int:
     from services.commands.dev import DevOptions, run_dev
 
     ports = {name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}
-    return run_dev(DevOptions(args.broker_port, ports, not args.no_demo, args.seed, args.speed))
+    options = DevOptions(
+        args.broker_port, ports, not args.no_demo, args.seed, args.speed, engine=args.engine
+    )
+    return run_dev(options)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """``roadmap-monitor dev``: the whole system on this machine, one command, nothing left behind.
 
-Starts the embedded broker and creates every topic; starts ingest, metrics and alerts as
+Starts the broker (the embedded one, or Apache Kafka with ``--engine kafka``) and creates every
+topic; starts ingest, metrics and alerts as
 separate processes (their log lines shown with the service's name); waits until each answers
 ``/readyz``; starts the demo feed (unless ``--no-demo``); prints where everything is. A service
 that exits is reported and restarted, up to a limit. Ctrl-C or SIGTERM stops the feed, then
@@ -16,11 +17,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Literal, TextIO
 
 import httpx
 
 from contracts.topics import TOPICS
+from services.common.apache_kafka import ApacheKafkaError, KafkaBroker
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import EmbeddedBroker, EmbeddedBrokerError, die_with_parent
 from services.common.topics import ensure_topics
@@ -44,6 +46,7 @@ class DevOptions:
     seed: int = 2025
     speed: float = 20.0
     max_restarts: int = 3
+    engine: Literal["embedded", "kafka"] = "embedded"
 
 
 @dataclass
@@ -53,6 +56,10 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     pump: asyncio.Task[None] | None = None
     restarts: int = 0
+
+
+def broker_name(options: DevOptions) -> str:
+    return "Apache Kafka" if options.engine == "kafka" else "the embedded broker"
 
 
 def banner(options: DevOptions, bootstrap: str) -> str:
@@ -66,7 +73,7 @@ def banner(options: DevOptions, bootstrap: str) -> str:
     )
     return (
         "\n"
-        f"roadmap-monitor is running on the embedded broker; {feed}\n"
+        f"roadmap-monitor is running on {broker_name(options)}; {feed}\n"
         "\n"
         f"  ingest   http://127.0.0.1:{p['ingest']}/v1/events   POST events here\n"
         f"  metrics  http://127.0.0.1:{p['metrics']}/metrics      roadmap_indicator_* and more\n"
@@ -87,7 +94,11 @@ class DevStack:
         self.options = options
         self.out = out
         self.stop = asyncio.Event()
-        self.broker = EmbeddedBroker(options.broker_port)
+        self.broker: EmbeddedBroker | KafkaBroker = (
+            KafkaBroker(options.broker_port)
+            if options.engine == "kafka"
+            else EmbeddedBroker(options.broker_port)
+        )
         self.children: list[Child] = []
         self.failed = False
 
@@ -99,6 +110,8 @@ class DevStack:
         prefix = name.upper()
         return {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            # Apache Kafka takes the idempotent producer; the embedded broker refuses it.
+            "KAFKA_ENABLE_IDEMPOTENCE": str(self.options.engine == "kafka").lower(),
             "ROADMAP_CLOCK": "event" if self.options.demo else "wall",
             f"{prefix}_HTTP_PORT": str(self.options.ports[name]),
             f"{prefix}_LOG_FORMAT": "text",
@@ -157,10 +170,11 @@ class DevStack:
                 loop.remove_signal_handler(signum)
 
     async def _run(self) -> int:
-        self.say(f"starting the embedded broker on 127.0.0.1:{self.options.broker_port} ...")
+        where = f"127.0.0.1:{self.options.broker_port}"
+        self.say(f"starting {broker_name(self.options)} on {where} ...")
         try:
             bootstrap = await asyncio.to_thread(self.broker.start)
-        except EmbeddedBrokerError as exc:
+        except (EmbeddedBrokerError, ApacheKafkaError) as exc:
             self.say(f"cannot start the broker: {exc} (use --broker-port)")
             return 1
         kafka = KafkaSettings(bootstrap_servers=bootstrap)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings
 from contracts.alerts_file import load_alerts_file
 from contracts.topics import TOPICS
 from services.alerts.settings import AlertsSettings
+from services.common.apache_kafka import SHARED_PROPERTIES, kafka_version
 from services.common.config import KafkaSettings, ServiceSettings
 from services.registry import service_parts
 from tests.support.services import REPO
@@ -78,6 +79,22 @@ def test_every_image_is_pinned() -> None:
         assert not image.endswith(":latest"), (name, image)
 
 
+def test_kafka_runs_the_version_the_tests_run_with_the_shared_broker_settings() -> None:
+    """Every apache/kafka image is the version pinned in deploy/kafka/pom.xml, and every broker
+    reads deploy/kafka/broker.properties, the settings the tests' brokers start from."""
+    kafka_images = {
+        name: service["image"]
+        for name, service in COMPOSE["services"].items()
+        if service.get("image", "").startswith("apache/kafka:")
+    }
+    assert {"kafka", "kafka-2", "kafka-3", "topics"} <= set(kafka_images)
+    assert set(kafka_images.values()) == {f"apache/kafka:{kafka_version()}"}
+    shared = "./deploy/kafka/broker.properties:/mnt/shared/config/server.properties:ro"
+    for name in ("kafka", "kafka-2", "kafka-3"):
+        assert shared in COMPOSE["services"][name]["volumes"], name
+    assert SHARED_PROPERTIES == REPO / "deploy" / "kafka" / "broker.properties"
+
+
 def test_the_initialiser_creates_the_registry_topics_with_their_configuration() -> None:
     """Topics created by the one-shot initialiser are exactly the contracts' topics, each with
     the configuration the registry gives it (compaction or retention), and with the partition
@@ -129,7 +146,7 @@ def test_the_replicated_profile_adds_two_brokers_to_the_same_cluster() -> None:
         waits = COMPOSE["services"]["topics"]["depends_on"][name]
         assert waits == {"condition": "service_healthy", "required": False}
     for node in nodes.values():
-        (volume,) = node["volumes"]
+        volume, _shared_settings = node["volumes"]
         volumes.add(volume.split(":")[0])
     assert volumes <= set(COMPOSE["volumes"])
     assert len(volumes) == 3

@@ -1,0 +1,125 @@
+"""``roadmap-monitor broker --engine kafka``: Apache Kafka from its jars, on one command.
+
+It formats its storage in a temporary folder, prints the bootstrap address once the broker
+answers a metadata request, and on Ctrl-C stops and leaves no process and no folder behind. A
+missing ``java`` or jars that cannot be resolved give one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.apache_kafka import jars_dir, kafka_version, metadata_brokers
+from services.common.embedded_broker import free_port
+from tests.support.services import CLI
+
+STARTUP_TIMEOUT_S = 90.0
+
+
+def _folders() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("roadmap-kafka-*")}
+
+
+def _java_processes_on(port: int) -> list[str]:
+    found = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [
+        line for line in found.stdout.splitlines() if "kafka.Kafka" in line and str(port) in line
+    ]
+
+
+def _read_banner(process: subprocess.Popen[str]) -> list[str]:
+    assert process.stdout is not None
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    lines: list[str] = []
+    while time.monotonic() < deadline and len(lines) < 3:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_broker_engine_kafka_answers_then_ctrl_c_leaves_nothing_behind(nodes: int) -> None:
+    """The command prints Apache Kafka's bootstrap (every node's address) once each node lists
+    all of them in a metadata response; SIGINT stops it with 0, no JVM and no folder left."""
+    port = free_port()
+    before = _folders()
+    command = [str(CLI), "broker", "--engine", "kafka", "--port", str(port)]
+    command += ["--nodes", str(nodes)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = _read_banner(process)
+        assert banner, process.stderr.read() if process.stderr else "no output"
+        nodes_word = f"{nodes} KRaft node{'s' if nodes > 1 else ''}"
+        assert banner[0].startswith(f"Apache Kafka {kafka_version()} ({nodes_word}) ready on "), (
+            banner
+        )
+        bootstrap = banner[1].split("KAFKA_BOOTSTRAP_SERVERS=")[1]
+        addresses = bootstrap.split(",")
+        assert len(addresses) == nodes
+        assert addresses[0] == f"127.0.0.1:{port}"
+        for address in addresses:
+            host, node_port = address.split(":")
+            assert metadata_brokers(host, int(node_port)) == nodes
+        assert len(_folders() - before) == 1
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        assert "received SIGINT, broker stopped" in process.stderr.read()
+        for address in addresses:
+            host, node_port = address.split(":")
+            assert metadata_brokers(host, int(node_port)) == 0
+        assert _java_processes_on(port) == []
+        assert _folders() - before == set()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_without_java_the_command_says_what_to_install(tmp_path: Path) -> None:
+    """No ``java`` on PATH (and no JAVA_HOME): one line that names what to install."""
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(CLI.parent)
+    result = subprocess.run(
+        [str(CLI), "broker", "--engine", "kafka", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("roadmap-monitor broker: Apache Kafka needs Java 17 or newer")
+    assert "install a JDK" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_without_the_jars_or_maven_the_command_says_what_to_run(tmp_path: Path) -> None:
+    """An empty jar cache and no Maven: one line saying to install Maven and run make kafka."""
+    env = {**os.environ, "ROADMAP_KAFKA_CACHE": str(tmp_path / "cache")}
+    java = Path(os.path.realpath(subprocess.check_output(["which", "java"], text=True).strip()))
+    env["PATH"] = f"{CLI.parent}:{java.parent}"
+    result = subprocess.run(
+        [str(CLI), "broker", "--engine", "kafka", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("roadmap-monitor broker: Apache Kafka's jars are not cached")
+    assert "install Maven" in last
+    assert "make kafka" in last
+    assert not (tmp_path / "cache" / jars_dir().name).exists()
