@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -188,10 +189,15 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class KafkaNode:
+    """One node's ports: clients connect to ``client_port`` (the CLIENT listener, advertised as
+    ``advertised``); the nodes replicate over INTERNAL and vote over CONTROLLER."""
+
     node_id: int
     client_port: int
+    internal_port: int
     controller_port: int
     directory: Path
+    advertised: str
 
 
 class KafkaBroker:
@@ -201,7 +207,9 @@ class KafkaBroker:
     bootstrap address once every node answers a metadata request listing all of them; ``stop()``
     ends every node (SIGTERM, then SIGKILL after ``stop_timeout``) and removes the folder.
     ``properties`` are added to every node's configuration (after the shared file and
-    ``TEST_TUNING``). Usable as a context manager.
+    ``TEST_TUNING``). ``advertised`` gives, node by node, the ``host:port`` clients are told to
+    use instead of the node's own (a proxy in front of it, in the fault tests); the nodes reach
+    each other directly. Usable as a context manager.
     """
 
     def __init__(
@@ -216,6 +224,7 @@ class KafkaBroker:
         stop_timeout: float = 15.0,
         log_path: Path | None = None,
         log_level: str = "WARN",
+        advertised: Sequence[str] = (),
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
@@ -228,6 +237,7 @@ class KafkaBroker:
         self.stop_timeout = stop_timeout
         self.log_path = log_path
         self.log_level = log_level
+        self.advertised = tuple(advertised)
         self.version = kafka_version()
         self.nodes: list[KafkaNode] = []
         self._root: Path | None = None
@@ -236,7 +246,7 @@ class KafkaBroker:
 
     @property
     def bootstrap_servers(self) -> str:
-        return ",".join(f"{self.host}:{node.client_port}" for node in self.nodes)
+        return ",".join(node.advertised for node in self.nodes)
 
     @property
     def description(self) -> str:
@@ -278,7 +288,13 @@ class KafkaBroker:
                 client = free_port(self.host)
             directory = root / f"node-{index + 1}"
             (directory / "data").mkdir(parents=True)
-            planned.append(KafkaNode(index + 1, client, free_port(self.host), directory))
+            advertised = (
+                self.advertised[index] if index < len(self.advertised) else f"{self.host}:{client}"
+            )
+            internal, controller = free_port(self.host), free_port(self.host)
+            planned.append(
+                KafkaNode(index + 1, client, internal, controller, directory, advertised)
+            )
         return planned
 
     def _write_config(self, node: KafkaNode) -> Path:
@@ -289,12 +305,15 @@ class KafkaBroker:
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{node.client_port},"
+            "listeners": f"CLIENT://{self.host}:{node.client_port},"
+            f"INTERNAL://{self.host}:{node.internal_port},"
             f"CONTROLLER://{self.host}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.client_port}",
+            "advertised.listeners": f"CLIENT://{node.advertised},"
+            f"INTERNAL://{self.host}:{node.internal_port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,"
+            "CONTROLLER:PLAINTEXT",
             "log.dirs": str(node.directory / "data"),
             "offsets.topic.replication.factor": replicas,
             "transaction.state.log.replication.factor": replicas,

@@ -65,7 +65,7 @@ async def _alerts(base_url: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def proxied(tmp_path: Path) -> AsyncIterator[ProxiedBroker]:
-    with proxied_broker(tmp_path / "tansu.log") as broker:
+    with proxied_broker(tmp_path / "kafka.log") as broker:
         yield broker
 
 

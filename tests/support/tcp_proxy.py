@@ -7,12 +7,11 @@ every open connection (a reset) and stops listening, so new connections are refu
 so no other socket on the machine can take it and a connection attempt gets a refusal, as from
 a host whose broker is down.
 
-``proxied_broker`` runs a dedicated embedded broker (Tansu, memory-only) on a private port that
-*advertises the proxy's port*: Kafka clients bootstrap through the proxy and reconnect to the
-advertised address from the metadata, so every connection of every client (services under test
-and the test's own producers and consumers) goes through the proxy. Cutting the proxy is then
-a broker outage that loses nothing on the broker (a restart of the memory-only broker would
-lose every topic).
+``proxied_broker`` runs a dedicated Apache Kafka node whose client listener *advertises the
+proxy's port*: Kafka clients bootstrap through the proxy and reconnect to the advertised address
+from the metadata, so every connection of every client (services under test and the test's own
+producers and consumers) goes through the proxy. Cutting the proxy is then a broker outage as
+clients see it (a host that went down), while the broker keeps running and loses nothing.
 
 ``rewrite_to_client``, when set (from any thread), is given every Kafka response frame (without
 its 4-byte size) on its way to a client and returns the frame to forward: a test corrupts a
@@ -23,19 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import socket
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-from services.common.embedded_broker import die_with_parent, kafka_answers, resolve_tansu
+from services.common.apache_kafka import KafkaBroker
 
 T = TypeVar("T")
 
@@ -291,8 +287,7 @@ class ProxiedBroker:
     """A running broker reachable only through ``proxy``."""
 
     proxy: TcpProxy
-    broker_port: int
-    process: subprocess.Popen[bytes]
+    broker: KafkaBroker
 
     @property
     def bootstrap_servers(self) -> str:
@@ -300,55 +295,21 @@ class ProxiedBroker:
         return self.proxy.address
 
 
-def _wait_answers(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the broker exited with code {process.returncode} at start-up")
-        if kafka_answers("127.0.0.1", port, timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"the broker did not answer on port {port} within {timeout}s")
-
-
 @contextlib.contextmanager
 def proxied_broker(log_path: Path, *, listening: bool = True) -> Iterator[ProxiedBroker]:
-    """A dedicated Tansu broker on a private port, advertising a ``TcpProxy`` in front of it.
+    """A dedicated Apache Kafka node on a private port, advertising a ``TcpProxy`` in front of it.
 
     With ``listening=False`` the proxy starts cut (the broker is up, but unreachable).
-    The broker is SIGTERMed (then SIGKILLed) at the end, and dies with the test process anyway.
+    The broker is stopped at the end, and dies with the test process anyway.
     """
     broker_port, holder = reserve_port()
-    holder.close()  # Tansu binds it itself
+    holder.close()  # the broker binds it itself
     proxy = TcpProxy(("127.0.0.1", broker_port))
-    log: IO[bytes] = log_path.open("ab")
-    process = subprocess.Popen(
-        [
-            resolve_tansu(),
-            "broker",
-            "--listener-url",
-            f"tcp://127.0.0.1:{broker_port}",
-            "--advertised-listener-url",
-            f"tcp://{proxy.address}",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
-        start_new_session=True,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-    )
+    broker = KafkaBroker(broker_port, advertised=[proxy.address], log_path=log_path)
     try:
-        _wait_answers(broker_port, process, timeout=30)
+        broker.start()
         proxy.start(listening=listening)
-        yield ProxiedBroker(proxy, broker_port, process)
+        yield ProxiedBroker(proxy, broker)
     finally:
         proxy.stop()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+        broker.stop()

@@ -585,7 +585,7 @@ async def test_services_started_without_broker_stay_alive_not_ready_then_recover
     poison message on the DLQ, metrics' figures equal to the ones worked out from the stream.
     A SIGTERM then stops each cleanly (exit 0)."""
     run = _run_id("outage-a-")
-    with proxied_broker(tmp_path / "tansu.log", listening=False) as broker:
+    with proxied_broker(tmp_path / "kafka.log", listening=False) as broker:
         kafka = _kafka(broker, run)
         with running_services(kafka, tmp_path, run) as services:
             async with httpx.AsyncClient(timeout=10) as client:
@@ -662,7 +662,7 @@ async def test_twenty_second_outage_mid_stream_loses_nothing(
     run = _run_id("outage-b-")
     stream = _outage_stream(run, shipments=2400, projects=80, seed=5)
     _check_poison_reasons(stream)
-    with proxied_broker(tmp_path / "tansu.log") as broker:
+    with proxied_broker(tmp_path / "kafka.log") as broker:
         kafka = _kafka(broker, run)
         await ensure_topics(kafka, ALL_TOPICS)
         with running_services(kafka, tmp_path, run) as services:

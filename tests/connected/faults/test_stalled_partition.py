@@ -93,7 +93,7 @@ async def test_an_unreadable_partition_stalls_alone_alerts_and_recovers_on_its_o
             for _ in range(count)
         ]
 
-    with proxied_broker(tmp_path / "tansu.log") as broker:
+    with proxied_broker(tmp_path / "kafka.log") as broker:
         kafka = KafkaSettings(
             bootstrap_servers=broker.bootstrap_servers,
             topic_prefix=f"{run}.",
