@@ -183,7 +183,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-alerts-") as scratch,
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
     ):
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench.")
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix="bench.",
+            enable_idempotence=False,  # the embedded broker refuses it
+        )
         say(f"bench-alerts: {args.cycles} fire/resolve cycles, then {args.records} records")
         latency, delivery = await notification_latency(
             kafka, Path(scratch), args.cycles, args.records

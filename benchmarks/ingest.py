@@ -122,7 +122,11 @@ async def run(count: int, out_dir: Path) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-ingest-") as scratch,
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
     ):
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=PREFIX)
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix=PREFIX,
+            enable_idempotence=False,  # the embedded broker refuses it
+        )
         await ensure_topics(
             kafka, [*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS]
         )

@@ -244,7 +244,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-metrics-") as scratch,
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
     ):
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench.")
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix="bench.",
+            enable_idempotence=False,  # the embedded broker refuses it
+        )
         await ensure_topics(kafka, [CANONICAL_EVENTS, KPI_SNAPSHOTS])
         result["service"] = await service_rate_and_latency(
             kafka, args.events, Path(scratch), rate=args.rate, seconds=args.seconds

@@ -356,7 +356,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
     ):
         log_dir = Path(scratch)
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=PREFIX)
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix=PREFIX,
+            enable_idempotence=False,  # the embedded broker refuses it
+        )
         await ensure_topics(kafka, TOPICS)
         say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
         running = await _start_services(kafka, log_dir)

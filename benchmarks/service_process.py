@@ -26,6 +26,7 @@ async def spawn(
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_ENABLE_IDEMPOTENCE": str(kafka.enable_idempotence).lower(),
         f"{prefix}_LOG_LEVEL": "WARNING",
         **{f"{prefix}_{name}": value for name, value in settings.items()},
     }

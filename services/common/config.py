@@ -38,7 +38,10 @@ class KafkaSettings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     enable_idempotence: bool = Field(
-        default=False, description="Turn on with real Kafka; the embedded broker refuses it"
+        default=True,
+        description="Apache Kafka's idempotent producer (with acks=all): a retried send is "
+        "neither duplicated nor reordered within a partition. The embedded broker refuses it, "
+        "so `roadmap-monitor dev` on it turns it off",
     )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         default="read_committed",

@@ -1,9 +1,9 @@
 """Fault 3: poison messages mixed into a valid stream never stall ingest, and each is dead-lettered.
 
-A hostile upstream sends random bytes, values over ingest's 64 KiB limit up to 100 MiB (the
-embedded broker enforces no ``max.message.bytes``: a probe stored 100, 200 and 400 MiB records
-and served 60 MiB ones to a consumer asking for 4 MiB per partition; a real Kafka refuses more
-than about 1 MB by default, so 100 MiB is already far beyond any real broker), JSON nested
+A hostile upstream sends random bytes, values over ingest's 64 KiB limit up to 64 MiB (Apache
+Kafka refuses records over ``max.message.bytes``, about 1 MB by default, at the producer; the
+test raises it to 96 MiB on its upstream topics, as a deployment might, so that the large ones
+reach ingest; 100 MiB would be over the broker's ``socket.request.max.bytes``), JSON nested
 10,000 to 100,000 levels deep, invalid UTF-8 of every common kind, and other things a parser can
 choke on. Every poison message is followed in its own partition by valid events: those must all
 be published (the consumer did not stall on the poison), and each poison message must appear
@@ -21,7 +21,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -29,6 +29,8 @@ from typing import TypeAlias
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.codec import MAX_EVENT_BYTES, RejectReason
@@ -42,7 +44,7 @@ from contracts.records import (
     DLQ_MAX_ORIGINAL_BYTES,
     DlqRecord,
 )
-from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, UPSTREAM_TOPIC_BY_TYPE, TopicSpec
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
@@ -55,6 +57,8 @@ Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 KIB, MIB = 1024, 1024 * 1024
 ALL_TOPICS = [*UPSTREAM_TOPIC_BY_TYPE.values(), CANONICAL_EVENTS, DEAD_LETTERS]
+RAISED_MAX_MESSAGE = 96 * 1024 * 1024
+"""The upstream topics' ``max.message.bytes`` in the stream test: the largest poison fits."""
 KAFKA_DEFAULT_MAX_MESSAGE = 1_048_588
 """Apache Kafka's default ``message.max.bytes``: what a DLQ record must fit under (records.py
 promises the truncation at 512 KiB keeps it there)."""
@@ -114,7 +118,7 @@ def _poison(factory: EventFactory, rng: random.Random) -> list[Poison]:
         ),
         Poison("random letters", mile, "".join(rng.choices("qwxz", k=500)).encode(), not_json),
         Poison("1 KiB of NUL bytes", hire, b"\x00" * KIB, not_json),
-        # over the 64 KiB limit, up to what the embedded broker takes
+        # over the 64 KiB limit, up to what the upstream topics here take (96 MiB)
         Poison(
             "valid event padded to 64 KiB + 1", ship, _padded(valid, MAX_EVENT_BYTES + 1), too_large
         ),
@@ -127,7 +131,7 @@ def _poison(factory: EventFactory, rng: random.Random) -> list[Poison]:
         Poison("1 MiB (real Kafka's default max)", ship, b"\xff" * MIB, too_large),
         Poison("4 MiB + 1 (over ingest's fetch size)", mile, rng.randbytes(4 * MIB + 1), too_large),
         Poison("16 MiB", hire, _padded(valid, 16 * MIB), too_large),
-        Poison("100 MiB", ship, b"[" * (100 * MIB), too_large),
+        Poison("64 MiB", ship, b"[" * (64 * MIB), too_large),
         # deep nesting
         Poison("arrays 100,000 deep (200 KB)", mile, _nested_arrays(100_000), too_large),
         Poison("arrays 30,000 deep (60 KB)", hire, _nested_arrays(30_000), not_json),
@@ -235,6 +239,27 @@ async def _publish(kafka: KafkaSettings, slots: Sequence[Slot]) -> list[Stored]:
         await producer.stop()
 
 
+async def _raise_max_message_bytes(
+    kafka: KafkaSettings, specs: Iterable[TopicSpec], limit: int
+) -> None:
+    """Let records up to ``limit`` bytes into these topics (Apache Kafka's default: ~1 MB)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    kafka.topic_name(spec),
+                    configs={"max.message.bytes": str(limit)},
+                )
+                for spec in specs
+            ]
+        )
+    finally:
+        await admin.close()
+
+
 def _metric(text: str, sample: str, **labels: str) -> float:
     return sum(
         s.value
@@ -311,7 +336,7 @@ def _check_dead_letter(record: Record, stored: Stored) -> list[str]:
 async def test_poison_mixed_into_a_stream_never_stalls_and_each_lands_on_the_dlq(
     broker: RealBroker, tmp_path: Path, fault_report: FaultReport
 ) -> None:
-    """33 kinds of poison (random bytes, 64 KiB + 1 up to 100 MiB, JSON nested 10,000-100,000
+    """33 kinds of poison (random bytes, 64 KiB + 1 up to 64 MiB, JSON nested 10,000-100,000
     deep, seven kinds of invalid UTF-8, a byte order mark, a 10,000-digit number, NaN, empty,
     tombstone, non-objects, a lone surrogate escape, a wrong-topic event, a 64 KiB key), each
     followed in its partition by three valid events, among 45 more valid events, into a real
@@ -334,6 +359,7 @@ async def test_poison_mixed_into_a_stream_never_stalls_and_each_lands_on_the_dlq
         f"its partition; largest value {biggest / MIB:.0f} MiB; broker {broker.kind}"
     )
     await ensure_topics(kafka, ALL_TOPICS)
+    await _raise_max_message_bytes(kafka, UPSTREAM_TOPIC_BY_TYPE.values(), RAISED_MAX_MESSAGE)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "ingest.log"
@@ -443,8 +469,8 @@ async def test_dlq_record_of_a_poison_message_with_a_large_key_fits_under_one_me
     garbage: 920 KiB in all) must give a DLQ record that a default Kafka accepts too (key +
     value + headers under ``message.max.bytes`` = 1,048,588), as ``DLQ_MAX_ORIGINAL_BYTES``
     promises. Otherwise, on a real Kafka, the DLQ publish is refused, ingest re-reads the batch
-    forever and the partition stalls (the embedded broker enforces no limit, so this test
-    measures the record instead). The over-long key is replaced by its SHA-256."""
+    forever and the partition stalls (Apache Kafka refuses it at its default limit, and the test
+    measures the record too). The over-long key is replaced by its SHA-256."""
     kafka = KafkaSettings(
         bootstrap_servers=broker.bootstrap_servers, topic_prefix=unique_name("poisonkey") + "."
     )

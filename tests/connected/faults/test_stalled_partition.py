@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,7 @@ async def test_an_unreadable_partition_stalls_alone_alerts_and_recovers_on_its_o
                     shipments(STUCK, 1, headers=[("x-trace", marker)]),
                 )
                 injected_at = time.monotonic()
+                injected_ts = datetime.now(UTC).isoformat(timespec="milliseconds")
                 stuck_offset = stuck[0].offset
                 behind = await asyncio.to_thread(
                     produce, kafka.bootstrap_servers, shipments(STUCK, 10), **lz4
@@ -307,7 +309,12 @@ async def test_an_unreadable_partition_stalls_alone_alerts_and_recovers_on_its_o
                 lines = [json.loads(line) for line in ingest.log_path.read_text().splitlines()]
                 stalls = [line for line in lines if line["msg"].startswith("consumer stalled")]
                 moving = [line for line in lines if line["msg"].startswith("consumer moving")]
-                errors = [line for line in lines if line["level"] == "error"]
+                # From the damage on: before it, on a fresh Apache Kafka, aiokafka logs at error
+                # that the group coordinator is not available yet (__consumer_offsets is being
+                # created), which is not part of the episode.
+                errors = [
+                    line for line in lines if line["level"] == "error" and line["ts"] >= injected_ts
+                ]
                 assert len(stalls) == 1, stalls
                 assert stalls[0]["level"] == "error"
                 assert stalls[0]["partition"] == STUCK
