@@ -39,8 +39,13 @@ def _tier_of(item: pytest.Item) -> str:
     return tier
 
 
+ON_KAFKA = {"KAFKA_ENABLE_IDEMPOTENCE": "true"}
+"""For every client and service process the tests build: Apache Kafka takes the idempotent
+producer, as production has it (the `dev` stack, on the embedded broker, sets its own)."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    for name, value in QUICK_GROUPS.items():
+    for name, value in {**QUICK_GROUPS, **ON_KAFKA}.items():
         os.environ.setdefault(name, value)
 
 

@@ -177,7 +177,9 @@ class DevStack:
         except (EmbeddedBrokerError, ApacheKafkaError) as exc:
             self.say(f"cannot start the broker: {exc} (use --broker-port)")
             return 1
-        kafka = KafkaSettings(bootstrap_servers=bootstrap)
+        kafka = KafkaSettings(
+            bootstrap_servers=bootstrap, enable_idempotence=self.options.engine == "kafka"
+        )
         await ensure_topics(kafka, TOPICS)
         self.say(f"topics created; starting {', '.join(SERVICE_ORDER)} ...")
         for name in SERVICE_ORDER:

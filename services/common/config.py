@@ -38,10 +38,11 @@ class KafkaSettings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     enable_idempotence: bool = Field(
-        default=True,
+        default=False,
         description="Apache Kafka's idempotent producer (with acks=all): a retried send is "
-        "neither duplicated nor reordered within a partition. The embedded broker refuses it, "
-        "so `roadmap-monitor dev` on it turns it off",
+        "neither duplicated nor reordered within a partition. Turn it on with Apache Kafka (the "
+        "compose file, `dev --engine kafka` and the tests on Kafka do); the embedded broker "
+        "refuses it",
     )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         default="read_committed",

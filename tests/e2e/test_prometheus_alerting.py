@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from contracts.alerts_file import load_alerts_file
@@ -28,6 +29,8 @@ from tests.support.prometheus import running_prometheus, shipped_config
 from tests.support.receiver import Received, RecordingReceiver
 from tests.support.roadmap_events import hiring
 from tests.support.services import REPO
+
+pytestmark = pytest.mark.embedded  # the `make dev` stack, on the embedded broker
 
 TIMEOUT_S = 150.0
 JOBS = "jobs_created"

@@ -11,11 +11,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from contracts.roadmap.loader import load_roadmap
 from services.commands.dashboards import dashboards
 from tests.support.dev_stack import DevPorts, running_dev
 from tests.support.prometheus import JOBS, running_prometheus, shipped_config
 from tests.support.services import REPO
+
+pytestmark = pytest.mark.embedded  # the `make dev` stack, on the embedded broker
 
 READY_TIMEOUT_S = 120.0
 SERVICES = JOBS

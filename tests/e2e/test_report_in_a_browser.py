@@ -25,6 +25,8 @@ from contracts.roadmap.loader import load_roadmap
 from tests.support.dev_stack import DevPorts, running_dev
 from tests.support.services import REPO
 
+pytestmark = pytest.mark.embedded  # the `make dev` stack, on the embedded broker
+
 READY_TIMEOUT_S = 120.0
 REPORT_AT = "2027-01-15"
 """In the demo's hiring slump: jobs are behind their trajectory then."""

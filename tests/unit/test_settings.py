@@ -13,12 +13,12 @@ from services.common.logs import JsonFormatter
 
 
 def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no environment, Kafka is 127.0.0.1:9092, plain text, the idempotent producer on."""
+    """With no environment, Kafka is 127.0.0.1:9092, plain text, idempotence off."""
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     settings = load_settings(KafkaSettings)
     assert settings.bootstrap_servers == "127.0.0.1:9092"
     assert settings.security() is None
-    assert settings.enable_idempotence is True
+    assert settings.enable_idempotence is False
 
 
 def test_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
