@@ -25,6 +25,7 @@ import contextlib
 import random
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class TcpProxy:
             self.port, held = port, _bound_socket(host, port)
         self.stats = ProxyStats()
         self.rewrite_to_client: Callable[[bytes], bytes] | None = None
+        self.requests: Counter[tuple[int, int]] | None = None
+        """Set to a ``Counter`` to count every request frame by (API key, version)."""
         self._held_sock: socket.socket | None = held
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.WriteTransport] = set()
@@ -254,6 +257,8 @@ class TcpProxy:
             while data := await reader.read(_CHUNK):
                 if not to_upstream:
                     data, pending = self._rewritten(pending + data)
+                elif self.requests is not None:
+                    pending = self._count_requests(pending + data, self.requests)
                 writer.write(data)
                 if to_upstream:
                     self.stats.bytes_to_upstream += len(data)
@@ -265,6 +270,21 @@ class TcpProxy:
         finally:
             # Either side ending ends the connection both ways (Kafka never half-closes).
             writer.transport.abort()
+
+    @staticmethod
+    def _count_requests(data: bytes, counts: Counter[tuple[int, int]]) -> bytes:
+        """Count the whole request frames of ``data`` (each starts with its API key and
+        version); return the rest, the start of the next frame."""
+        pos = 0
+        while len(data) - pos >= 8:
+            size = int.from_bytes(data[pos : pos + 4], "big")
+            if len(data) - pos - 4 < size:
+                break
+            key = int.from_bytes(data[pos + 4 : pos + 6], "big", signed=True)
+            version = int.from_bytes(data[pos + 6 : pos + 8], "big", signed=True)
+            counts[(key, version)] += 1
+            pos += 4 + size
+        return data[pos:]
 
     def _rewritten(self, data: bytes) -> tuple[bytes, bytes]:
         """Whole response frames of ``data`` passed through ``rewrite_to_client``, and the rest."""
