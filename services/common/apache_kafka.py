@@ -15,6 +15,7 @@ import base64
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -359,6 +360,8 @@ class KafkaBroker:
             if self.log_path is not None and self.node_count > 1
             else self.log_path
         ) or node.directory / "broker.log"
+        if node.node_id in self._logs:  # a restart: the log goes on in the same file
+            self._logs[node.node_id].close()
         self._logs[node.node_id] = log_file.open("ab")
         self._processes[node.node_id] = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             command,
@@ -388,6 +391,25 @@ class KafkaBroker:
             f"Apache Kafka did not answer on {self.bootstrap_servers} within "
             f"{self.startup_timeout:.0f}s{self._log_hint(self.nodes[0].node_id)}"
         )
+
+    def kill_node(self, node_id: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one node (SIGKILL: it dies at once; SIGTERM: a controlled shutdown)
+        and wait until it is gone; its data stays for ``restart_node``."""
+        process = self._processes[node_id]
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def restart_node(self, node_id: int) -> None:
+        """Start a stopped node again on its ports and data; return once the cluster answers."""
+        if self._processes[node_id].poll() is None:
+            raise ApacheKafkaError(f"node {node_id} is still running")
+        node = next(n for n in self.nodes if n.node_id == node_id)
+        self._launch(java_command(), classpath(), node)
+        self._wait_until_up()
 
     def _log_hint(self, node_id: int) -> str:
         log = self._logs.get(node_id)
