@@ -23,7 +23,7 @@ def run_broker(host: str, port: int, *, engine: Engine = "embedded", nodes: int 
     if engine == "kafka":
         broker = KafkaBroker(port, host=host, nodes=nodes)
         what = f"Apache Kafka {broker.version} ({nodes} KRaft node{'s' if nodes > 1 else ''})"
-        note = "its data lives in a temporary folder removed when it stops"
+        note = "its data in a temporary folder removed when it stops"
     else:
         broker = EmbeddedBroker(port, host=host)
         what, note = "embedded broker", "memory-only: topics vanish when it stops"
@@ -40,6 +40,8 @@ def run_broker(host: str, port: int, *, engine: Engine = "embedded", nodes: int 
             if engine == "kafka":
                 sys.stderr.write(f"starting {what} on {host}...\n")
             bootstrap = broker.start()
+            if isinstance(broker, KafkaBroker):
+                note = note.replace("a temporary folder", f"{broker.folder}")
         except (EmbeddedBrokerError, ApacheKafkaError) as exc:
             sys.stderr.write(f"roadmap-monitor broker: {exc}\n")
             return 1

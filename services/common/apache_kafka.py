@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import IO
 
 from services.common.embedded_broker import die_with_parent, free_port
+from services.common.kafka_probe import kafka_request
 
 KAFKA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
 POM = KAFKA_DIR / "pom.xml"
@@ -162,30 +163,12 @@ def metadata_brokers(host: str, port: int, timeout: float = 1.0) -> int:
     A KRaft broker lists itself only once it has registered with the controller and been
     unfenced: then it takes topic creation and produce requests.
     """
-    client_id = b"roadmap-monitor-probe"
-    # Request header v1 (api_key 3 Metadata, version 1, correlation id, client id), then an
-    # empty topic array: no topics, just the brokers and the controller.
-    body = struct.pack(">hhih", 3, 1, 11, len(client_id)) + client_id + struct.pack(">i", 0)
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            (size,) = struct.unpack(">i", _read_exactly(sock, 4))
-            payload = _read_exactly(sock, size)
-    except (OSError, struct.error):
+    try:  # Metadata v1 with an empty topic array: the brokers and the controller only
+        answer = kafka_request(host, port, 3, 1, struct.pack(">i", 0), timeout=timeout)
+    except OSError:
         return 0
-    correlation_id, brokers = struct.unpack(">ii", payload[:8])
-    return brokers if correlation_id == 11 else 0
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        data += chunk
-    return data
+    (brokers,) = struct.unpack(">i", answer[:4])
+    return int(brokers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +231,11 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.advertised for node in self.nodes)
+
+    @property
+    def folder(self) -> Path | None:
+        """Where the nodes keep their configuration, data and logs while running."""
+        return self._root
 
     @property
     def description(self) -> str:

@@ -12,13 +12,14 @@ import ctypes
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from services.common.kafka_probe import kafka_request
 
 _PR_SET_PDEATHSIG = 1
 
@@ -50,30 +51,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def kafka_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     """True when ``host:port`` answers a Kafka ApiVersions (v0) request without error."""
-    client_id = b"roadmap-monitor-probe"
-    # Request header v1: api_key 18 (ApiVersions), api_version 0, correlation id, client id.
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            header = _read_exactly(sock, 4)
-            (size,) = struct.unpack(">i", header)
-            payload = _read_exactly(sock, size)
+        answer = kafka_request(host, port, 18, 0, timeout=timeout)
     except OSError:
         return False
-    correlation_id, error_code = struct.unpack(">ih", payload[:6])
-    return bool(correlation_id == 7 and error_code == 0)
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        data += chunk
-    return data
+    return answer[:2] == b"\x00\x00"
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import struct
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -30,7 +28,8 @@ from aiokafka import AIOKafkaProducer
 from contracts.events import EventType
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
 from services.common.config import KafkaSettings
-from tests.support.processes import metric_total, running_services, scrape
+from services.common.kafka_probe import kafka_request
+from tests.support.processes import folded_events, running_services
 from tests.support.roadmap_events import shipment
 from tests.support.services import wait_ready
 from tests.support.tcp_proxy import proxied_broker
@@ -56,29 +55,14 @@ API_NAMES = {
 
 def broker_api_ranges(host: str, port: int) -> dict[int, tuple[int, int]]:
     """The broker's ApiVersions (v0) answer: API key -> (lowest, highest) version."""
-    client_id = b"protocol-test"
-    body = struct.pack(">hhih", 18, 0, 5, len(client_id)) + client_id
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        payload = _read(sock, size)
-    correlation, error, count = struct.unpack(">ihi", payload[:10])
-    assert (correlation, error) == (5, 0)
+    answer = kafka_request(host, port, 18, 0, timeout=5)
+    error, count = struct.unpack(">hi", answer[:6])
+    assert error == 0
     ranges = {}
     for index in range(count):
-        key, lowest, highest = struct.unpack(">hhh", payload[10 + 6 * index : 16 + 6 * index])
+        key, lowest, highest = struct.unpack(">hhh", answer[6 + 6 * index : 12 + 6 * index])
         ranges[key] = (lowest, highest)
     return ranges
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
 async def test_every_request_the_services_send_is_a_version_kafka_4_accepts(
@@ -122,13 +106,7 @@ async def test_every_request_the_services_send_is_a_version_kafka_4_accepts(
                     await producer.send_and_wait(topic, event.value, key=event.key)
             finally:
                 await producer.stop()
-            deadline = time.monotonic() + 60
-            folded = 0.0
-            while time.monotonic() < deadline and folded < len(events):
-                folded = metric_total(
-                    await scrape(services["metrics"].base_url), "roadmap_metrics_events_total"
-                )
-                await asyncio.sleep(0.3)
+            folded = await folded_events(services["metrics"].base_url, len(events))
             assert folded == len(events)
             ingest = services["ingest"].process
             ingest.send_signal(signal.SIGTERM)

@@ -3,8 +3,10 @@ starve them; and reading their ``/metrics`` as text."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -103,3 +105,13 @@ async def scrape(base_url: str) -> str:
         response = await client.get(f"{base_url}/metrics")
         response.raise_for_status()
         return response.text
+
+
+async def folded_events(metrics_url: str, count: int, *, timeout: float = 60.0) -> float:
+    """Metrics' ``roadmap_metrics_events_total`` once it reaches ``count`` (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    folded = metric_total(await scrape(metrics_url), "roadmap_metrics_events_total")
+    while folded < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        folded = metric_total(await scrape(metrics_url), "roadmap_metrics_events_total")
+    return folded

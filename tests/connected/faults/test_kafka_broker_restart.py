@@ -32,7 +32,7 @@ from services.common.config import KafkaSettings
 from services.common.topics import ensure_topics
 from tests.support.fault_report import FaultReport
 from tests.support.kafka import read_until_quiet
-from tests.support.processes import metric_total, running_services, scrape
+from tests.support.processes import folded_events, metric_total, running_services, scrape
 from tests.support.roadmap_events import shipment
 from tests.support.services import wait_ready
 
@@ -104,13 +104,7 @@ async def test_a_broker_restart_mid_stream_duplicates_and_reorders_nothing(
             canonical = await read_until_quiet(
                 kafka, [kafka.topic_name(CANONICAL_EVENTS)], at_least=len(stream), timeout=120
             )
-            deadline = time.monotonic() + 60
-            folded = 0.0
-            while time.monotonic() < deadline and folded < len(stream):
-                folded = metric_total(
-                    await scrape(services["metrics"].base_url), "roadmap_metrics_events_total"
-                )
-                await asyncio.sleep(0.3)
+            folded = await folded_events(services["metrics"].base_url, len(stream))
             ingest_text = await scrape(services["ingest"].base_url)
 
     copies = Counter(json.loads(r.value)["event_id"] for r in canonical)
