@@ -14,7 +14,8 @@ from services.common.logs import JsonFormatter
 
 def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no environment, Kafka is 127.0.0.1:9092, plain text, idempotence off."""
-    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE"):  # the tests set them
+        monkeypatch.delenv(name, raising=False)
     settings = load_settings(KafkaSettings)
     assert settings.bootstrap_servers == "127.0.0.1:9092"
     assert settings.security() is None
