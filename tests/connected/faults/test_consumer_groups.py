@@ -64,17 +64,23 @@ async def _until_stable(admin: AIOKafkaAdminClient, group: str, members: int) ->
 
 
 async def _rebalance_s(admin: AIOKafkaAdminClient, group: str, members: int) -> float:
-    """Seconds from the group leaving Stable to Stable with ``members`` members (60 s bound)."""
+    """Seconds from the group leaving Stable to Stable with ``members`` members (60 s bound).
+
+    A rebalance that completes between two polls is never seen off Stable: then the time since
+    the last poll that still showed the old membership is given, an upper bound."""
     deadline = time.monotonic() + 60
     left_stable: float | None = None
-    state, count = await _group(admin, group)
+    last_old = time.monotonic()
+    state, count = "unknown", -1
     while time.monotonic() < deadline:
         state, count = await _group(admin, group)
         now = time.monotonic()
         if state != "Stable" and left_stable is None:
             left_stable = now
-        if state == "Stable" and count == members and left_stable is not None:
-            return now - left_stable
+        if state == "Stable" and count == members:
+            return now - (left_stable if left_stable is not None else last_old)
+        if state == "Stable":
+            last_old = now
         await asyncio.sleep(0.05)
     raise TimeoutError(f"group {group}: {state} with {count} members, wanted Stable with {members}")
 
