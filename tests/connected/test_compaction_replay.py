@@ -1,74 +1,36 @@
 """Metrics replaying what Kafka's compaction would leave of a real run's canonical topic shows the
 same scorecard as the metrics that folded the whole log.
 
-The embedded broker never compacts, so compaction is simulated as Kafka does it: per partition,
-the record with the highest offset for each key. A run of ingest and metrics folds a stream in
-which every entity's versions arrive in a random order (stale versions after newer ones) and
-some events are sent again after ingest's (small) dedup window forgot them, so they are
-published twice. The compacted view of that canonical topic goes, partition by partition, to a
-fresh topic, and a fresh metrics replays it.
+Compaction is simulated here as Kafka does it (per partition, the record with the highest offset
+for each key), so every version's fate can be followed; ``test_kafka_log_cleaner.py`` has Kafka's
+own cleaner do it. A run of ingest and metrics folds a stream of shuffled versions and late
+re-sends (``tests.support.versioned_run``). The compacted view of that canonical topic goes,
+partition by partition, to a fresh topic, and a fresh metrics replays it.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from contracts.events import EventType, event_adapter
+from contracts.events import event_adapter
 from contracts.keys import entity_of
-from contracts.topics import CANONICAL_EVENTS, TOPICS, UPSTREAM_TOPIC_BY_TYPE
+from contracts.topics import CANONICAL_EVENTS, TOPICS
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.topics import ensure_topics
-from services.ingest.app import create_app as create_ingest
-from services.ingest.settings import IngestSettings
 from services.metrics.app import create_app as create_metrics
 from services.metrics.settings import MetricsSettings
-from tests.support.kafka import RealBroker, read_until_quiet, unique_name
-from tests.support.processes import metric_total, scrape
+from tests.support.kafka import RealBroker, unique_name
+from tests.support.processes import scrape
 from tests.support.reference_fold import observed_series
 from tests.support.services import running_app
 from tests.support.streams import EventFactory
-from tests.support.waiting import until
-
-ENTITIES = 60
-VERSIONS = 4
-WINDOW = 20
-BASE = datetime(2026, 5, 1, tzinfo=UTC)
-
-
-def _stream(factory: EventFactory, rng: random.Random) -> list[tuple[EventType, bytes]]:
-    """Four versions of each entity (one minute apart), arriving in a random order; a fifth of
-    the events sent again at the end, far outside a dedup window of 20."""
-    lanes = []
-    for event_type in EventType:
-        for entity in range(ENTITIES):
-            versions = []
-            for version in range(1, VERSIONS + 1):
-                body: dict[str, Any] = factory.body(event_type, entity, version)
-                body["occurred_at"] = (BASE + timedelta(minutes=version)).isoformat()
-                versions.append((event_type, json.dumps(body).encode()))
-            rng.shuffle(versions)
-            lanes.append(versions)
-    arrivals = [event for lane in lanes for event in lane]
-    rng.shuffle(arrivals)
-    return arrivals + rng.sample(arrivals, len(arrivals) // 5)
-
-
-async def _publish_upstream(kafka: KafkaSettings, stream: list[tuple[EventType, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for event_type, value in stream:
-            topic = kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type])
-            await producer.send_and_wait(topic, value, partition=0)  # one order for all
-    finally:
-        await producer.stop()
+from tests.support.versioned_run import fold_whole_log, versioned_stream
 
 
 async def _scorecard(base_url: str) -> dict[str, float]:
@@ -87,36 +49,8 @@ async def test_metrics_on_the_compacted_canonical_topic_shows_the_same_scorecard
     )
     for kafka in (original, replayed):
         await ensure_topics(kafka, TOPICS)
-    stream = _stream(EventFactory(run), random.Random(20261201))
-    await _publish_upstream(original, stream)
-
-    ingest = create_ingest(
-        IngestSettings(
-            http_port=free_port(),
-            kafka=original,
-            group_id=f"{run}-ingest",
-            dedup_window=WINDOW,
-            batch_max_records=50,  # a batch remembers its own ids whatever the window
-        )
-    )
-    metrics = create_metrics(
-        MetricsSettings(
-            http_port=free_port(), kafka=original, group_id=f"{run}-metrics", clock="event"
-        )
-    )
-    async with running_app(ingest, timeout=90) as ingest_url, running_app(metrics) as metrics_url:
-        await until(
-            "ingest took every upstream message",
-            lambda: scrape(ingest_url),
-            lambda t: metric_total(t, "roadmap_ingest_events_received_total") >= len(stream),
-        )
-        log = await read_until_quiet(original, [original.topic_name(CANONICAL_EVENTS)], quiet_s=2)
-        await until(
-            "metrics folded the whole log",
-            lambda: scrape(metrics_url),
-            lambda t: metric_total(t, "roadmap_metrics_events_total") >= len(log),
-        )
-        whole = await _scorecard(metrics_url)
+    stream = versioned_stream(EventFactory(run), random.Random(20261201))
+    log, whole = await fold_whole_log(original, stream, run)
 
     last: dict[tuple[int, bytes], int] = {}
     by_partition: dict[int, list[Any]] = defaultdict(list)

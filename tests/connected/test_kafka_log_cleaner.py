@@ -26,16 +26,14 @@ from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.reading import read_last, state_reader
 from services.common.topics import ensure_topics
-from services.ingest.app import create_app as create_ingest
-from services.ingest.settings import IngestSettings
 from services.metrics.app import create_app as create_metrics
 from services.metrics.settings import MetricsSettings
-from tests.connected.test_compaction_replay import WINDOW, _publish_upstream, _stream
-from tests.support.kafka import RealBroker, read_topic, read_until_quiet, unique_name
+from tests.support.kafka import RealBroker, read_topic, unique_name
 from tests.support.processes import metric_total, scrape
 from tests.support.reference_fold import observed_series
 from tests.support.services import running_app
 from tests.support.streams import EventFactory
+from tests.support.versioned_run import fold_whole_log, versioned_stream
 from tests.support.waiting import until
 
 CLEANER_TUNING = {
@@ -125,36 +123,8 @@ async def test_kafka_log_cleaner_leaves_what_metrics_and_look_back_need(
     topic = kafka.topic_name(CANONICAL_EVENTS)
     await _create_tuned(kafka, topic)
     await ensure_topics(kafka, TOPICS)  # the others; the canonical topic exists already
-    stream = _stream(EventFactory(run), random.Random(20261205))
-    await _publish_upstream(kafka, stream)
-
-    ingest = create_ingest(
-        IngestSettings(
-            http_port=free_port(),
-            kafka=kafka,
-            group_id=f"{run}-ingest",
-            dedup_window=WINDOW,
-            batch_max_records=50,
-        )
-    )
-    metrics = create_metrics(
-        MetricsSettings(
-            http_port=free_port(), kafka=kafka, group_id=f"{run}-metrics", clock="event"
-        )
-    )
-    async with running_app(ingest, timeout=90) as ingest_url, running_app(metrics) as metrics_url:
-        await until(
-            "ingest took every upstream message",
-            lambda: scrape(ingest_url),
-            lambda t: metric_total(t, "roadmap_ingest_events_received_total") >= len(stream),
-        )
-        log = await read_until_quiet(kafka, [topic], quiet_s=2)
-        await until(
-            "metrics folded the whole log",
-            lambda: scrape(metrics_url),
-            lambda t: metric_total(t, "roadmap_metrics_events_total") >= len(log),
-        )
-        whole = observed_series([await scrape(metrics_url)])
+    stream = versioned_stream(EventFactory(run), random.Random(20261205))
+    log, whole = await fold_whole_log(kafka, stream, run)
 
     started = time.monotonic()
     newest = [records[-1] for records in _by_partition(log).values()]
