@@ -82,18 +82,17 @@ def test_broker_engine_kafka_answers_then_ctrl_c_leaves_nothing_behind(nodes: in
             process.wait()
 
 
+def _broker_refusal(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``broker --engine kafka`` run in ``env``, where it must refuse to start."""
+    command = [str(CLI), "broker", "--engine", "kafka", "--port", str(free_port())]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
 def test_without_java_the_command_says_what_to_install(tmp_path: Path) -> None:
     """No ``java`` on PATH (and no JAVA_HOME): one line that names what to install."""
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = str(CLI.parent)
-    result = subprocess.run(
-        [str(CLI), "broker", "--engine", "kafka", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = _broker_refusal(env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("roadmap-monitor broker: Apache Kafka needs Java 17 or newer")
@@ -106,14 +105,7 @@ def test_without_the_jars_or_maven_the_command_says_what_to_run(tmp_path: Path) 
     env = {**os.environ, "ROADMAP_KAFKA_CACHE": str(tmp_path / "cache")}
     java = Path(os.path.realpath(subprocess.check_output(["which", "java"], text=True).strip()))
     env["PATH"] = f"{CLI.parent}:{java.parent}"
-    result = subprocess.run(
-        [str(CLI), "broker", "--engine", "kafka", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = _broker_refusal(env)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("roadmap-monitor broker: Apache Kafka's jars are not cached")
