@@ -48,15 +48,6 @@ def real_broker(log_dir: Path) -> Iterator[RealBroker]:
         yield RealBroker(broker.bootstrap_servers, "kafka")
 
 
-@contextlib.contextmanager
-def embedded_broker(log_dir: Path) -> Iterator[RealBroker]:
-    """The embedded broker, for the tests of what ``make dev`` runs on it."""
-    from services.common.embedded_broker import EmbeddedBroker
-
-    with EmbeddedBroker(log_path=log_dir / "tansu.log") as broker:
-        yield RealBroker(broker.bootstrap_servers, "embedded")
-
-
 def scratch_topic(name: str) -> TopicSpec:
     """A TopicSpec for a test-only topic carrying raw bytes."""
     return TopicSpec(
