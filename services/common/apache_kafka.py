@@ -321,7 +321,7 @@ class KafkaBroker:
 
     def _format(self, java: str, jars: str, node: KafkaNode, config: Path, cluster_id: str) -> None:
         command = [java, "-Xmx256m", "-cp", jars, "kafka.tools.StorageTool", "format"]
-        command += ["-t", cluster_id, "-c", str(config), "--ignore-formatted"]
+        command += [f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             last = (result.stderr or result.stdout).strip().splitlines()[-1:]
@@ -460,8 +460,14 @@ def _listening(host: str, port: int) -> bool:
 
 def _cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes in URL-safe base64 without padding (as
-    ``kafka-storage random-uuid`` prints), without starting a JVM for it."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    ``kafka-storage random-uuid`` prints), without starting a JVM for it.
+
+    Like Kafka's own ``Uuid.randomUuid``, draw again when the text starts with ``-``
+    (one draw in 64): a command line would read such an id as an option."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 if __name__ == "__main__":  # `make kafka`
