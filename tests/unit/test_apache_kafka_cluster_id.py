@@ -20,7 +20,7 @@ def test_an_id_that_would_start_with_a_dash_is_drawn_again(monkeypatch: pytest.M
     dashed = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # 0xF8's first six bits encode "-"
     plain = uuid.UUID(bytes=bytes(range(1, 17)))
     draws: Iterator[uuid.UUID] = iter([dashed, plain])
-    monkeypatch.setattr(apache_kafka.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
 
     assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
     assert apache_kafka._cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
