@@ -251,7 +251,7 @@ def stalled_condition(roadmap: str, rule: StallRule, stalls: Sequence[Stall]) ->
     ordered = sorted(stalls, key=lambda s: (-s.progress.idle_s, s.consumer, s.progress.topic))
     first = ordered[0]
     consumers = sorted({s.consumer for s in stalls})
-    lines = [f"{s.consumer}: {describe(s.progress)}; last error: {s.error}." for s in ordered]
+    lines = [f"{s.consumer}: {describe(s.progress)}; {s.reason}." for s in ordered]
     if len(lines) > LISTED_STALLS:
         lines = [*lines[:LISTED_STALLS], f"... and {len(lines) - LISTED_STALLS} more partitions."]
     waiting = sum(s.progress.lag for s in stalls)

@@ -7,7 +7,9 @@ the group has records to read and commits no progress, whether its service is st
 unreadable batch, hung, crashed or not running at all. Committed offsets only move back on a
 deliberate new start (metrics replays a partition it was given; an operator resets the group),
 so a move back restarts the clock. A partition the group never committed counts from the
-partition's first offset.
+partition's first offset. A group that has not moved is called behind only if the gap holds a
+record to read: the marker that ends a transaction occupies an offset no consumer is handed
+(``gap_probe``).
 
 For each group, one consumer with that group's id reads the committed offsets. It never
 subscribes, so it never joins the group and cannot disturb its members.
@@ -18,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.topics import TOPICS
+from services.alerts.gap_probe import GapProbe
 from services.common.config import KafkaSettings
 from services.common.periodic import Periodic
 from services.common.progress import (
@@ -60,6 +63,8 @@ class _Watched:
     tracker: ProgressTracker
     consumer: AIOKafkaConsumer | None = None
     report: ProgressReport = field(default=EMPTY_REPORT)
+    committed: dict[PartitionId, int] = field(default_factory=dict)
+    """The offsets read at the last check, to tell a group that has not moved."""
 
     @property
     def name(self) -> str:
@@ -89,6 +94,7 @@ class GroupWatch:
             for service, group in groups.items()
         ]
         self._monotonic = monotonic
+        self._gaps = GapProbe(kafka, client_id=f"{kafka.client_id}-alerts-watch-gaps")
         self._timer = Periodic(
             "alerts group watch",
             interval_s if interval_s is not None else check_interval(stall_after_s),
@@ -111,6 +117,8 @@ class GroupWatch:
             )
             await consumer.start()
             watched.consumer = consumer
+        if self._watched:
+            await self._gaps.start()
 
     async def check(self) -> None:
         """Read every watched group's committed and end offsets once."""
@@ -119,7 +127,7 @@ class GroupWatch:
                 continue
             try:
                 readings = await asyncio.wait_for(
-                    self._readings(watched.consumer, watched.topics), OFFSETS_TIMEOUT_S
+                    self._readings(watched, watched.consumer), OFFSETS_TIMEOUT_S
                 )
             except (KafkaError, TimeoutError, OSError) as exc:
                 log.debug(
@@ -130,21 +138,30 @@ class GroupWatch:
             watched.report = watched.tracker.observe(self._monotonic(), readings)
             self._log(watched)
 
-    @staticmethod
     async def _readings(
-        consumer: AIOKafkaConsumer, topics: Sequence[str]
+        self, watched: _Watched, consumer: AIOKafkaConsumer
     ) -> dict[PartitionId, Reading | None]:
         partitions: list[TopicPartition] = []
-        for topic in topics:
+        for topic in watched.topics:
             partitions += await topic_partitions(consumer, topic)
         ends = await consumer.end_offsets(partitions)
         committed = {tp: await consumer.committed(tp) for tp in partitions}
         never = [tp for tp, offset in committed.items() if offset is None]
         firsts = await consumer.beginning_offsets(never) if never else {}
-        return {
-            tp: Reading(committed[tp] if committed[tp] is not None else firsts[tp], ends[tp])
-            for tp in partitions
+        offsets = {
+            (tp.topic, tp.partition): offset if offset is not None else firsts[tp]
+            for tp, offset in committed.items()
         }
+        readings: dict[PartitionId, Reading | None] = {}
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            offset, end = offsets[key], ends[tp]
+            unmoved = watched.committed.get(key) == offset
+            if offset < end and unmoved and await self._gaps.nothing_to_read(tp, offset, end):
+                offset = end  # only transaction markers or aborted records are left
+            readings[key] = Reading(offset, end)
+        watched.committed = offsets
+        return readings
 
     def _log(self, watched: _Watched) -> None:
         for progress in watched.report.began:
@@ -181,6 +198,7 @@ class GroupWatch:
 
     async def stop(self) -> None:
         await self._timer.stop()
+        await self._gaps.stop()
         for watched in self._watched:
             consumer, watched.consumer = watched.consumer, None
             if consumer is not None:

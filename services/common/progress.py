@@ -10,6 +10,10 @@ failed publish goes back and forth over the same offsets, which is no progress. 
 back is a real new start (metrics replays a partition it was given; an operator resets a
 group's offsets), the caller says so: ``restart()``, or ``rewind_is_restart`` for readings of
 committed offsets, which only move back deliberately.
+
+A partition can also be *held*: a transaction left open on it keeps its last stable offset
+(LSO) below its high-water mark, and a ``read_committed`` consumer cannot read past the LSO
+however healthy it is. Its stall then names that cause, not the consumer's last error.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ class Reading:
     """The next offset the consumer will take (or the group's committed offset)."""
     end: int
     """The partition's end offset: the offset the next record written will get."""
+    stable: int | None = None
+    """Its last stable offset, where known (a ``read_committed`` consumer's last fetch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +44,17 @@ class PartitionProgress:
     idle_s: float
     """Seconds since the position last moved forward or the partition was caught up."""
     stalled: bool
+    stable: int | None = None
 
     @property
     def lag(self) -> int:
         return max(0, self.end - self.position)
+
+    @property
+    def held_by_transaction(self) -> bool:
+        """The consumer has read up to the last stable offset and an open transaction keeps
+        that below the high-water mark: nothing more is readable until it ends."""
+        return self.stable is not None and self.position >= self.stable and self.stable < self.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +79,20 @@ EMPTY_REPORT = ProgressReport((), (), ())
 
 @dataclass(frozen=True, slots=True)
 class Stall:
-    """A stalled partition, who is stalled on it, and the last error seen there."""
+    """A stalled partition, who is stalled on it, and why: the last error seen there, or the
+    open transaction that holds it."""
 
     consumer: str
     """Who reads it, e.g. ``ingest (group roadmap-ingest)``."""
     progress: PartitionProgress
     error: str
+
+    @property
+    def reason(self) -> str:
+        """``last error: ...``, or ``held by an open transaction: ...`` when one holds it."""
+        if self.progress.held_by_transaction:
+            return held_by(self.progress)
+        return f"last error: {self.error}"
 
 
 @dataclass(slots=True)
@@ -131,7 +152,13 @@ class ProgressTracker:
         track.last = reading
         track.stalled = now - track.since >= self.stall_after_s
         return PartitionProgress(
-            key[0], key[1], reading.position, reading.end, now - track.since, track.stalled
+            key[0],
+            key[1],
+            reading.position,
+            reading.end,
+            now - track.since,
+            track.stalled,
+            reading.stable,
         )
 
 
@@ -140,6 +167,14 @@ def where(progress: PartitionProgress) -> str:
     return (
         f"{progress.topic} partition {progress.partition} at offset {progress.position}, "
         f"{progress.lag:,} records behind"
+    )
+
+
+def held_by(progress: PartitionProgress) -> str:
+    """Why a held partition cannot be read (see ``PartitionProgress.held_by_transaction``)."""
+    return (
+        f"held by an open transaction: last stable offset {progress.stable} below high-water "
+        f"mark {progress.end} (find it with kafka-transactions find-hanging; see the runbook)"
     )
 
 

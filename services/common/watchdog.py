@@ -7,7 +7,8 @@ last batch), and feeds them to a ``ProgressTracker``. It keeps two gauges curren
 partition read, ``roadmap_consumer_lag_messages`` and ``roadmap_consumer_stalled``; logs one
 error when a partition's stall begins and one line when it ends; and answers readiness: not
 ready while a partition is stalled, naming topic, partition and offset and giving the last
-error (what the fetch guard could not decode there, else what the consumer last failed on).
+error (what the fetch guard could not decode there, else what the consumer last failed on),
+or, for a partition an open transaction holds, the last stable offset that holds it.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ class ConsumerWatchdog:
         for tp in assigned:
             position = await self._position(consumer, tp)
             end = max(ends.get(tp, -1), self._highwater(consumer, tp))
-            readings[tp] = None if position is None or end < 0 else Reading(position, end)
+            stable = self._last_stable(consumer, tp)
+            readings[tp] = None if position is None or end < 0 else Reading(position, end, stable)
         return readings
 
     @staticmethod
@@ -149,6 +151,15 @@ class ConsumerWatchdog:
             return -1
         return -1 if highwater is None else int(highwater)
 
+    @staticmethod
+    def _last_stable(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+        """The LSO of the last fetch; ``None`` unknown (no fetch yet, ``read_uncommitted``)."""
+        try:
+            stable = consumer.last_stable_offset(tp)
+        except Exception:  # noqa: BLE001 - aiokafka asserts the partition is still assigned
+            return None
+        return None if stable is None or stable < 0 else int(stable)
+
     def _publish(self, report: ProgressReport) -> None:
         service = self.service
         current = {(p.topic, p.partition): p for p in report.partitions}
@@ -161,16 +172,19 @@ class ConsumerWatchdog:
             self._gauges.stalled.labels(service, topic, str(partition)).set(progress.stalled)
         self._labelled = set(current)
         for progress in report.began:
+            error = self.error_at((progress.topic, progress.partition))
             log.error(
-                "consumer stalled: %s",
+                "consumer stalled: %s; %s",
                 describe(progress),
+                Stall(self.consumer_name, progress, error).reason,
                 extra={
                     "consumer": self.consumer_name,
                     "topic": progress.topic,
                     "partition": progress.partition,
                     "offset": progress.position,
                     "lag": progress.lag,
-                    "last_error": self.error_at((progress.topic, progress.partition)),
+                    "last_error": error,
+                    "held_by_transaction": progress.held_by_transaction,
                 },
             )
         for topic, partition in report.ended:
@@ -204,9 +218,7 @@ class ConsumerWatchdog:
         if stalled:
             first = stalled[0]
             more = f" (and {len(stalled) - 1} more partitions)" if len(stalled) > 1 else ""
-            return CheckResult(
-                False, f"stalled: {describe(first.progress)}{more}; last error: {first.error}"
-            )
+            return CheckResult(False, f"stalled: {describe(first.progress)}{more}; {first.reason}")
         partitions = self.report.partitions
         return CheckResult(
             True, f"{len(partitions)} partitions, {self.report.lag:,} records behind"

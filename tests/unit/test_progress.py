@@ -6,6 +6,7 @@ from services.common.progress import (
     PartitionProgress,
     ProgressTracker,
     Reading,
+    Stall,
     describe,
     where,
 )
@@ -116,3 +117,29 @@ def test_the_wording_names_topic_partition_offset_lag_and_idle_time() -> None:
         where(progress) == "roadmap.trade.shipments partition 1 at offset 42, 1,017 records behind"
     )
     assert describe(progress).endswith(", no progress for 75 s")
+
+
+def test_an_open_transaction_holds_the_partition_and_the_stall_says_so() -> None:
+    # Read up to the last stable offset 40; records 40..46 wait behind an open transaction.
+    tracker = ProgressTracker(10)
+    tracker.observe(0, {A: Reading(40, 47, stable=40)})
+    held = tracker.observe(10, {A: Reading(40, 47, stable=40)}).partitions[0]
+    assert (held.stalled, held.held_by_transaction, held.lag) == (True, True, 7)
+    stall = Stall("ingest (group roadmap-ingest)", held, "none seen")
+    assert stall.reason.startswith(
+        "held by an open transaction: last stable offset 40 below high-water mark 47"
+    )
+
+
+def test_records_below_the_last_stable_offset_are_the_consumer_s_own_stall() -> None:
+    tracker = ProgressTracker(10)
+    tracker.observe(0, {A: Reading(30, 47, stable=40)})
+    behind = tracker.observe(10, {A: Reading(30, 47, stable=40)}).partitions[0]
+    assert (behind.stalled, behind.held_by_transaction) == (True, False)
+    assert Stall("ingest", behind, "none seen").reason == "last error: none seen"
+
+
+def test_no_transaction_open_or_no_stable_offset_known_is_never_held() -> None:
+    for reading in (Reading(47, 47, stable=47), Reading(40, 47), Reading(40, 47, stable=None)):
+        progress = ProgressTracker(10).observe(0, {A: reading}).partitions[0]
+        assert not progress.held_by_transaction, reading
