@@ -8,6 +8,7 @@ while, so the service's runtime can retry it (or stop, if it was told to).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -144,10 +145,16 @@ async def read_last(
     *,
     what: str,
 ) -> dict[TopicPartition, int]:
-    """Hand ``sink`` at least the last ``count`` records of each assigned partition (all of them
-    when it has fewer), reaching further back where offsets are sparse (``LookBack``: a
-    compacted topic). Leaves each partition at, and returns, the offset it was read up to, to
-    follow it from."""
+    """Hand ``sink`` the last ``count`` records of each assigned partition (all of them when it
+    has fewer), and any written since the end offsets were asked for, reaching further back
+    where offsets are sparse (``LookBack``: a compacted topic). Leaves each partition at, and
+    returns, the offset it was read up to, to follow it from.
+
+    A range read further back can hold more records than are still missing; only its newest
+    ones are handed over. Handing the whole range once made ingest's dedup recall keep older
+    records in place of another partition's last ones, and the alerts service's DLQ share count
+    two and a half times its look-back of canonical records (Kafka's log cleaner showed both).
+    """
     starts = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     plan: LookBack[TopicPartition] = LookBack(count, starts, ends)
@@ -163,20 +170,26 @@ async def read_last(
     first = {tp: ends[tp] for tp in plan.next}
     await read_to_end(consumer, ReadTo(consumer, first), newest, what=what)
     reached = {tp: await consumer.position(tp) for tp in partitions}
+    latest: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}
     while spans := plan.advance():
         # Further back on the partitions that need it, the others held where they are.
         waiting = [tp for tp in partitions if tp not in spans]
         consumer.pause(*waiting)
         for tp, span in spans.items():
             consumer.seek(tp, span.lower)
+        latest.clear()  # per partition, the newest records still missing
+        latest.update({tp: deque(maxlen=max(0, plan.want - plan.found[tp])) for tp in spans})
 
         def earlier(tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
             inside = [r for r in records if r.offset < spans[tp].upper]
             plan.read(tp, (r.offset for r in inside))
-            sink(tp, inside)
+            latest[tp].extend(inside)  # in offset order: the deque keeps the newest
 
         targets = {tp: span.upper for tp, span in spans.items()}
         await read_to_end(consumer, ReadTo(consumer, targets, exact=True), earlier, what=what)
+        for tp, kept in latest.items():
+            if kept:
+                sink(tp, list(kept))
         consumer.resume(*waiting)
     for tp, offset in reached.items():
         consumer.seek(tp, offset)

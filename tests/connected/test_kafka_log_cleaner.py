@@ -1,39 +1,49 @@
 """Kafka's own log cleaner compacts the canonical topic of a real ingest run, and what it leaves
-is enough: a fresh metrics replays it to the scorecard of the metrics that folded the whole log,
-and the look-back (``read_last``) still hands back the last records of each partition, reaching
-back over the holes the cleaner left.
+is enough: a fresh metrics replays it to the reference fold's scorecard (which is also that of
+the metrics that folded the whole log), and every reader that looks back reads the right records
+over the holes the cleaner left: ``read_last`` itself, a fresh ingest's dedup recall (re-sends of
+the recalled events are dropped as duplicates, none is published again) and a fresh alerts
+service's pipeline look-back (its DLQ share counts exactly the last records of each partition).
 
 The canonical topic is created with the product's own config (``cleanup.policy=compact``) plus
 cleaner tuning so that the cleaner runs within seconds. What breaks it: if the cleaner never ran,
 the "fewer records than offsets" wait fails; if canonical keys were the natural key alone (no
 version), compaction would keep the stale versions that arrive last and the replayed scorecard
 would differ; if ``read_last`` read ``count`` offsets instead of ``count`` records, the look-back
-check fails.
+checks fail: fewer records read, fewer ids recalled (re-sends published again), a DLQ share
+taken over too few canonical records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from contracts.topics import CANONICAL_EVENTS, TOPICS
+from contracts.topics import CANONICAL_EVENTS, DEAD_LETTERS, TOPICS
+from services.alerts.app import create_app as create_alerts
+from services.alerts.settings import AlertsSettings
 from services.common.config import KafkaSettings
 from services.common.embedded_broker import free_port
 from services.common.reading import read_last, state_reader
 from services.common.topics import ensure_topics
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
 from services.metrics.app import create_app as create_metrics
 from services.metrics.settings import MetricsSettings
+from tests.support.alerts_stack import ROADMAP, write_alerts_file
 from tests.support.kafka import RealBroker, read_topic, unique_name
 from tests.support.processes import metric_total, scrape
-from tests.support.reference_fold import observed_series
+from tests.support.reference_fold import differences, observed_series, reference_fold
 from tests.support.services import running_app
-from tests.support.streams import EventFactory
-from tests.support.versioned_run import fold_whole_log, versioned_stream
+from tests.support.streams import EventFactory, accepted
+from tests.support.versioned_run import Stream, fold_whole_log, publish_upstream, versioned_stream
 from tests.support.waiting import until
 
 CLEANER_TUNING = {
@@ -111,8 +121,86 @@ async def _until_cleaned(
         await producer.stop()
 
 
+def _event_id(record: ConsumerRecord[bytes, bytes]) -> str:
+    event_id: str = json.loads(record.value)["event_id"]
+    return event_id
+
+
+async def _recall_drops_the_re_sent_tail(
+    kafka: KafkaSettings, run: str, stream: Stream, tail: Records
+) -> dict[str, float]:
+    """Ingest restarts (its group, committed at the upstream ends) with a dedup window of
+    ``LOOK_BACK`` records a partition, recalled from the compacted topic's tail; the upstream
+    messages of the tail's events, sent again, must all be dropped as exact duplicates."""
+    by_id = {_event_id_of(value): (event_type, value) for event_type, value in stream}
+    resent = [by_id[event_id] for event_id in sorted({_event_id(r) for r in tail})]
+    ingest = create_ingest(
+        IngestSettings(
+            http_port=free_port(),
+            kafka=kafka,
+            group_id=f"{run}-ingest",
+            dedup_window=LOOK_BACK * kafka.topic_partitions,
+        )
+    )
+    async with running_app(ingest, timeout=90) as ingest_url:
+        recalled = metric_total(await scrape(ingest_url), "roadmap_ingest_dedup_window_ids")
+        await publish_upstream(kafka, resent)
+        text = await until(
+            "ingest took the re-sent tail",
+            lambda: scrape(ingest_url),
+            lambda t: metric_total(t, "roadmap_ingest_events_received_total") >= len(resent),
+        )
+        await asyncio.sleep(1)  # anything published again would be counted by now
+        text = await scrape(ingest_url)
+    return {
+        "resent": len(resent),
+        "recalled ids": recalled,
+        "received": metric_total(text, "roadmap_ingest_events_received_total"),
+        "duplicates": metric_total(text, "roadmap_ingest_events_duplicate_total"),
+        "accepted": metric_total(text, "roadmap_ingest_events_accepted_total"),
+    }
+
+
+async def _alerts_dlq_share(kafka: KafkaSettings, run: str, tmp_path: Path, rejected: int) -> float:
+    """Put ``rejected`` records on the DLQ, then start a fresh alerts service that looks back
+    ``LOOK_BACK`` records a partition; its DLQ share once it has read the look-back."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for n in range(rejected):
+            await producer.send_and_wait(
+                kafka.topic_name(DEAD_LETTERS), b"{}", partition=n % kafka.topic_partitions
+            )
+    finally:
+        await producer.stop()
+    alerts = create_alerts(
+        AlertsSettings(
+            http_port=free_port(),
+            kafka=kafka,
+            delivery_group_id=f"{run}-delivery",
+            watch_groups={},
+            pipeline_lookback=LOOK_BACK,
+            file=write_alerts_file(
+                tmp_path / "alerts.yaml", receivers=[{"name": "console", "kind": "console"}]
+            ),
+        )
+    )
+    async with running_app(alerts, timeout=90) as alerts_url:
+        text = await until(
+            "alerts read its look-back",
+            lambda: scrape(alerts_url),
+            lambda t: metric_total(t, "roadmap_alerts_pipeline_dlq_ratio") > 0,
+        )
+    return metric_total(text, "roadmap_alerts_pipeline_dlq_ratio")
+
+
+def _event_id_of(value: bytes) -> str:
+    event_id: str = json.loads(value)["event_id"]
+    return event_id
+
+
 async def test_kafka_log_cleaner_leaves_what_metrics_and_look_back_need(
-    broker: RealBroker,
+    broker: RealBroker, tmp_path: Path
 ) -> None:
     """Real compaction keeps each version's last record: replay gives the whole-log scorecard,
     and read_last hands back the last LOOK_BACK records of each partition over sparse offsets."""
@@ -162,10 +250,26 @@ async def test_kafka_log_cleaner_leaves_what_metrics_and_look_back_need(
         f"{len(whole)} series compared"
     )
     assert compacted == whole
+    reference = reference_fold([accepted(t, raw, "versioned") for t, raw in stream], ROADMAP)
+    assert differences(reference.series(), compacted) == []
+
+    tail = [record for records in full.values() for record in records[-LOOK_BACK:]]
+    recall = await _recall_drops_the_re_sent_tail(kafka, run, stream, tail)
+    print(f"dedup recall over the compacted tail: {recall}")
+    assert recall["recalled ids"] == len({_event_id(r) for r in tail})
+    assert recall["received"] == recall["duplicates"] == recall["resent"]
+    assert recall["accepted"] == 0, "a recalled event was published again"
+
+    rejected = 2 * kafka.topic_partitions
+    share = await _alerts_dlq_share(kafka, run, tmp_path, rejected)
+    print(
+        f"alerts' DLQ share over the look-back: {share:.4f} ({rejected} DLQ, {len(tail)} canonical)"
+    )
+    assert share == rejected / (rejected + len(tail))
     for partition, records in full.items():
         want = [(r.offset, r.key, r.value) for r in records[-LOOK_BACK:]]
         got = sorted({(r.offset, r.key, r.value) for r in looked[partition]})
-        assert got[-len(want) :] == want, f"read_last on partition {partition}"
+        assert got == want, f"read_last on partition {partition}: exactly its last records"
         reached = records[-1].offset - want[0][0] + 1
         print(f"partition {partition}: last {len(want)} records span {reached} offsets")
     assert any(
