@@ -174,7 +174,8 @@ def held_by(progress: PartitionProgress) -> str:
     """Why a held partition cannot be read (see ``PartitionProgress.held_by_transaction``)."""
     return (
         f"held by an open transaction: last stable offset {progress.stable} below high-water "
-        f"mark {progress.end} (kafka-transactions describe-producers names its producer; see the runbook)"
+        f"mark {progress.end} (kafka-transactions describe-producers names its producer; "
+        "see the runbook)"
     )
 
 
