@@ -183,6 +183,11 @@ class KafkaNode:
     directory: Path
     advertised: str
 
+    @property
+    def data_dir(self) -> Path:
+        """``log.dirs``: a ``<topic>-<partition>`` folder of segments per partition replica."""
+        return self.directory / "data"
+
 
 class KafkaBroker:
     """A KRaft Apache Kafka of ``nodes`` nodes (each broker and controller) on ``host``.
@@ -303,7 +308,7 @@ class KafkaBroker:
             "inter.broker.listener.name": "INTERNAL",
             "listener.security.protocol.map": "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,"
             "CONTROLLER:PLAINTEXT",
-            "log.dirs": str(node.directory / "data"),
+            "log.dirs": str(node.data_dir),
             "offsets.topic.replication.factor": replicas,
             "transaction.state.log.replication.factor": replicas,
             "transaction.state.log.min.isr": min_isr,

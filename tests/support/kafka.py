@@ -29,6 +29,8 @@ from services.common.reading import topic_partitions
 class RealBroker:
     bootstrap_servers: str
     kind: str  # "external", "kafka" or "embedded"
+    data_dirs: tuple[Path, ...] = ()
+    """Each node's log directory (``<topic>-<partition>/`` folders), when the test started it."""
 
 
 def broker_description() -> str:
@@ -45,7 +47,11 @@ def real_broker(log_dir: Path) -> Iterator[RealBroker]:
         yield RealBroker(external, "external")
         return
     with KafkaBroker(log_path=log_dir / "kafka.log") as broker:
-        yield RealBroker(broker.bootstrap_servers, "kafka")
+        yield RealBroker(
+            broker.bootstrap_servers,
+            "kafka",
+            tuple(node.data_dir for node in broker.nodes),
+        )
 
 
 def scratch_topic(name: str) -> TopicSpec:
