@@ -29,6 +29,7 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import Attempt, Receiver
 from services.alerts.retry import backoff, out_of_budget
 from services.alerts.routing import route, wants
+from services.common.batch_policy import BatchPolicy, Progress, Seeker
 from services.common.config import KafkaSettings
 from services.common.kafka import consumer_options, no_decoding, raw_headers
 
@@ -154,6 +155,7 @@ def subscribe_delivery(
     broker: KafkaBroker,
     deliverer: Deliverer,
     metrics: AlertsMetrics,
+    batch_policy: BatchPolicy,
     *,
     kafka: KafkaSettings,
     topic: str,
@@ -161,10 +163,15 @@ def subscribe_delivery(
     policy: RetryPolicy,
 ) -> Any:
     """Wire the delivery consumer into ``broker`` (manual commit after delivery); return the
-    subscriber (its ``consumer`` is set once the broker started)."""
+    subscriber (its ``consumer`` is set once the broker started).
+
+    A record that is not an alert record is counted and skipped (``batch_policy.invalid``). An
+    unexpected error while delivering (a bug: receivers' own failures are retried inside
+    ``deliver``) is not committed past: the record is read again after a back-off
+    (``batch_policy.failed``), and a record that always fails stalls the partition, loudly."""
     # A record may legitimately take the whole retry budget; the group must not evict us.
     poll_interval_ms = int((policy.give_up_after.total_seconds() + 120) * 1000)
-    subscriber = broker.subscriber(
+    records = broker.subscriber(
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
@@ -177,26 +184,48 @@ def subscribe_delivery(
         description="Alert records handed to receivers; committed once every receiver is done.",
     )
 
-    @subscriber
-    async def on_alert_record(message: KafkaMessage) -> None:
-        if deliverer.stopping.is_set():
+    handler = DeliveryHandler(deliverer, metrics, batch_policy, lambda: records.consumer)
+    records(handler.on_alert_record)  # registers the handler
+    return records
+
+
+class DeliveryHandler:
+    """One alert record at a time: decode, deliver, commit (see ``subscribe_delivery``)."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        metrics: AlertsMetrics,
+        batch_policy: BatchPolicy,
+        consumer: Callable[[], Seeker | None],
+    ) -> None:
+        self._deliverer = deliverer
+        self._metrics = metrics
+        self._policy = batch_policy
+        self._consumer = consumer
+
+    async def on_alert_record(self, message: KafkaMessage) -> None:
+        if self._deliverer.stopping.is_set():
             return  # not committed: delivered after the restart
+        raw = message.raw_message
         try:
             record = AlertTransition.model_validate_json(message.body or b"")
         except ValidationError:
-            metrics.invalid_records.inc()
-            log.warning(
-                "not an alert record; skipped",
-                extra={"offset": getattr(message.raw_message, "offset", None)},
+            self._policy.invalid(
+                "not an alert record",
+                self._metrics.invalid_records,
+                offset=getattr(raw, "offset", None),
             )
         else:
             try:
-                await deliverer.deliver(record)
+                await self._deliverer.deliver(record)
             except Interrupted:
                 return
+            except Exception as exc:  # noqa: BLE001 - a bug: read the record again, never skip it
+                await self._policy.failed(exc, Progress([raw]), self._consumer())
+                return
+        self._policy.succeeded()
         try:
             await message.ack()
         except KafkaError as exc:  # a rebalance: the record is delivered again, never lost
             log.warning("offset commit refused", extra={"error": f"{type(exc).__name__}: {exc}"})
-
-    return subscriber

@@ -34,6 +34,7 @@ from services.alerts.lifecycle import AlertBook, Moment, evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.pipeline_window import PipelineWindow
 from services.alerts.settings import AlertsSettings
+from services.common.batch_policy import BatchPolicy, Progress
 from services.common.http import CheckResult
 from services.common.progress import Stall
 from services.common.publishing import OutboundRecord, PublishError, RecordPublisher
@@ -103,6 +104,13 @@ class Evaluator:
             consumer=lambda: self._consumer,
             gauges=gauges,
             stall_after_s=settings.stall_after,
+        )
+        self.policy = BatchPolicy(
+            service="alerts",
+            consumer=self.watchdog.consumer_name,
+            errors=gauges.batch_errors,
+            note_error=self.watchdog.note_error,
+            retry_max_s=settings.retry_max_s,
         )
         for alertname in AlertName:
             for severity in Severity:
@@ -228,7 +236,14 @@ class Evaluator:
     async def _step(self, consumer: AIOKafkaConsumer, interval: timedelta) -> None:
         """One fetch, then an evaluation when a snapshot came or the interval passed."""
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
-        fresh = self._take(batches)
+        progress = Progress(record for records in batches.values() for record in records)
+        try:
+            fresh = self._take(batches, progress)
+        except Exception as exc:  # noqa: BLE001 - a bug: read them again (stall loudly), skip none
+            await self.policy.failed(exc, progress, consumer)
+            return
+        if batches:
+            self.policy.succeeded()
         if not self._caught_up:
             assert self._start_read is not None
             left = await self._start_read.remaining()
@@ -245,26 +260,35 @@ class Evaluator:
         if fresh or due:
             await self.evaluate_now()
 
-    def _take(self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> bool:
-        """Fold fetched records in; True when a KPI snapshot was kept."""
+    def _take(
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        progress: Progress,
+    ) -> bool:
+        """Fold fetched records in, marking each in ``progress``; True when a KPI snapshot was
+        kept."""
         fresh = False
         for tp, records in batches.items():
-            if tp.topic == self._kpi_topic:
-                for record in records:
-                    fresh = self._take_snapshot(record) or fresh
-                continue
+            snapshots = tp.topic == self._kpi_topic
             rejected = self._counted.get(tp.topic)
-            if rejected is None:
-                continue
             for record in records:
-                self.window.count(record.timestamp, rejected=rejected)
+                if snapshots:
+                    fresh = self._take_snapshot(record) or fresh
+                elif rejected is not None:
+                    self.window.count(record.timestamp, rejected=rejected)
+                progress.processed(record)
         return fresh
 
     def _take_snapshot(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         try:
             snapshot = KpiSnapshot.model_validate_json(record.value or b"")
         except ValidationError:
-            self._metrics.snapshots.labels("invalid").inc()
+            self.policy.invalid(
+                "not a KPI snapshot",
+                self._metrics.snapshots.labels("invalid"),
+                partition=record.partition,
+                offset=record.offset,
+            )
             return False
         kept = self.board.add(snapshot)
         self._metrics.snapshots.labels("used" if kept else "ignored").inc()

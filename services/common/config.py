@@ -141,6 +141,12 @@ class ServiceSettings(BaseSettings):
         description="Seconds a partition may have records to read without progress before its "
         "consumer counts as stalled (readiness 503, roadmap_consumer_stalled 1, an alert)",
     )
+    retry_max_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest pause before a consumer reads a batch again after an unexpected "
+        "error or a publish the broker did not acknowledge (the backoff doubles from 0.5 s)",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 

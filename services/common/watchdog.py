@@ -23,6 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
+from services.common.batch_policy import BatchErrors
 from services.common.fetch_guard import UNREADABLE
 from services.common.http import CheckResult
 from services.common.periodic import Periodic
@@ -64,6 +65,7 @@ class ConsumerGauges:
             ["service", "topic", "partition"],
             registry=registry,
         )
+        self.batch_errors = BatchErrors(registry)
 
 
 ConsumerSource = Callable[[], AIOKafkaConsumer | None]

@@ -2,14 +2,15 @@
 
 Acknowledgement is manual and deliberate (FastStream's default would auto-commit, i.e. at most
 once): a batch's offsets are committed only after every outcome was acknowledged by the broker.
-If the publish fails, each partition is rewound to the batch's first record and read again
-after a back-off; a refused commit (a rebalance) means re-delivery, never loss. A progress
-watchdog reports a partition that has records to read and does not move (``INGEST_STALL_AFTER``).
+A batch is all or nothing, so when its publish fails or its handling raises, the batch policy
+(``services.common.batch_policy``) rewinds each partition to the batch's first record and reads
+it again after a back-off; a refused commit (a rebalance) means re-delivery, never loss. A
+progress watchdog reports a partition that has records to read and does not move
+(``INGEST_STALL_AFTER``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -20,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
-from services.common.backoff import Attempts, Backoff
+from services.common.batch_policy import BatchPolicy, Progress, Seeker
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
@@ -70,7 +71,6 @@ class UpstreamConsumer:
             settings.kafka.topic_name(spec): event_type
             for event_type, spec in UPSTREAM_TOPIC_BY_TYPE.items()
         }
-        self._republish = Attempts(Backoff(initial_s=0.5, max_s=settings.retry_max_s))
         self.subscriber = broker.subscriber(
             *self._type_by_topic,
             batch=True,
@@ -101,6 +101,13 @@ class UpstreamConsumer:
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )
+        self.policy = BatchPolicy(
+            service="ingest",
+            consumer=self.watchdog.consumer_name,
+            errors=gauges.batch_errors,
+            note_error=self.watchdog.note_error,
+            retry_max_s=settings.retry_max_s,
+        )
 
     async def on_upstream_batch(self, message: KafkaMessage) -> None:
         """Triage and publish a fetched batch, then commit its offsets."""
@@ -117,19 +124,19 @@ class UpstreamConsumer:
             )
             for r in batch
         ]
+        progress = Progress(batch)  # all or nothing: nothing is processed until it is published
         try:
             await self._pipeline.process(sources, source="kafka")
         except PublishError as exc:
             self._metrics.publish_failures.inc()
-            await self._retry_later(message, f"publish not acknowledged: {exc}")
+            await self.policy.failed(f"publish not acknowledged: {exc}", progress, self._seeker())
             return
-        except Exception as exc:  # a bug: re-read the batch (and stall, loudly), never skip it
+        except Exception as exc:  # noqa: BLE001 - a bug: re-read the batch (stall loudly), never skip it
             # Unacknowledged, a failed batch would be committed past by the next one: lost.
-            log.exception("batch not processed; re-reading it", extra={"records": len(batch)})
             self._metrics.batch_errors.inc()
-            await self._retry_later(message, f"batch not processed: {type(exc).__name__}: {exc}")
+            await self.policy.failed(exc, progress, self._seeker())
             return
-        self._republish.reset()
+        self.policy.succeeded()
         try:
             await message.ack()
         except KafkaError as exc:
@@ -144,12 +151,9 @@ class UpstreamConsumer:
             [max(0.0, (now_ms - record.timestamp) / 1000) for record in batch],
         )
 
-    async def _retry_later(self, message: KafkaMessage, error: str) -> None:
-        self.watchdog.note_error(error)
-        delay = self._republish.next_wait()
-        log.warning("batch to be re-read", extra={"error": error, "retry_in_s": round(delay, 3)})
-        await message.nack()  # rewinds every partition of the batch to its first record
-        await asyncio.sleep(delay)
+    def _seeker(self) -> Seeker | None:
+        consumer: Seeker | None = self.subscriber.consumer
+        return consumer
 
     async def readiness(self) -> CheckResult:
         """Ready once partitions were assigned, unless a partition is stalled."""

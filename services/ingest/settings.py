@@ -45,9 +45,6 @@ class IngestSettings(ServiceSettings):
     )
     http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     http_max_events: int = Field(default=1000, ge=1)
-    retry_max_s: float = Field(
-        default=10.0, gt=0, description="Longest pause between attempts to re-publish a batch"
-    )
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:

@@ -78,7 +78,7 @@ def _consumer_owning(*partitions: TopicPartition) -> AIOKafkaConsumer:
 
 
 def _upstream_consumer(
-    publisher: InMemoryPublisher, *, owning: int, retry_max_s: float = 10.0
+    publisher: InMemoryPublisher, *, owning: int
 ) -> tuple[UpstreamConsumer, IngestMetrics, CollectorRegistry]:
     """Ingest's Kafka handler on a real pipeline publishing to ``publisher``, its consumer
     owning partition ``owning`` of the shipments topic."""
@@ -95,7 +95,7 @@ def _upstream_consumer(
     )
     upstream = UpstreamConsumer(
         make_broker(kafka, service="ingest"),
-        IngestSettings(kafka=kafka, retry_max_s=retry_max_s),
+        IngestSettings(kafka=kafka),
         pipeline,
         metrics,
         ConsumerGauges(registry),
@@ -146,42 +146,3 @@ def _decoded() -> AnyEvent:
     result = decode_event(SHIPMENT.raw)
     assert isinstance(result, Accepted)
     return result.event
-
-
-@dataclass
-class FailingOncePublisher(InMemoryPublisher):
-    """Raises an unexpected error (not a PublishError) on its first call: a bug's stand-in."""
-
-    calls: int = 0
-
-    async def publish(self, records: Sequence[OutboundRecord]) -> None:
-        self.calls += 1
-        if self.calls == 1:
-            raise RuntimeError("a bug")
-        await super().publish(records)
-
-
-@dataclass
-class RewoundBatch(Batch):
-    nacked: int = 0
-
-    async def nack(self) -> None:
-        self.nacked += 1
-
-
-async def test_an_unexpected_error_rewinds_the_batch_instead_of_skipping_it() -> None:
-    """Left unacknowledged, a batch that raised would be committed past by the next one and
-    lost: it is nacked (re-read), counted, and handled when it comes again."""
-    publisher = FailingOncePublisher()
-    upstream, _, registry = _upstream_consumer(publisher, owning=0, retry_max_s=0.01)
-    first = RewoundBatch((_record(TRADE_SHIPMENTS.name, 0, 41, SHIPMENT.raw),))
-
-    await upstream.on_upstream_batch(cast(Any, first))
-
-    assert (first.acked, first.nacked) == (0, 1)
-    assert registry.get_sample_value("roadmap_ingest_batch_errors_total") == 1
-    assert registry.get_sample_value("roadmap_ingest_publish_failures_total") == 0
-    again = RewoundBatch(first.raw_message)
-    await upstream.on_upstream_batch(cast(Any, again))
-    assert (again.acked, again.nacked) == (1, 0)
-    assert [r.topic for r in publisher.published] == [CANONICAL_EVENTS.name]
