@@ -20,22 +20,38 @@ sleeps 5 s after each such error, or ends for good on an exception that is not a
   ``lenient_records``, which keeps such a key as text with the bad bytes escaped
   (``surrogateescape``), so ingest can dead-letter the record instead of stopping on it.
 
-aiokafka is pinned below 0.15; a unit test checks that the fetcher still has the shape patched
-here.
+One pause flag per partition is shared with the application: ``read_last`` pauses the
+partitions it is not reading back. ``hold``/``release`` are how the application pauses and
+resumes through the guard, so neither ends the other's pause: a partition resting after a
+decoding error stays paused when ``read_last`` releases it, and one ``read_last`` holds stays
+paused when its rest ends.
+
+Upstream: aiokafka raises a decoding error out of ``getmany`` and drops what it had already
+taken from other partitions (aio-libs/aiokafka#321, "Skip and proceed in the case of
+CorruptRecordException", open since 2018); its C decoder refuses a header key that is not
+UTF-8 (no aiokafka issue found; FastStream's parser has the same trouble, ag2ai/faststream#2458).
+The guard can go once aiokafka hands out a partition's good records and reports the bad batch
+per partition, and decodes header keys leniently; until then aiokafka is pinned below 0.15,
+the releases whose fetcher has the shape patched here, and every service checks that shape at
+start-up (``shape_problems``, through ``services.common.private_apis``) and refuses to start,
+naming the aiokafka version, if it differs. The unit tests run aiokafka's own ``Fetcher``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import inspect
 import struct
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import aiokafka
 from aiokafka import TopicPartition, codec
 from aiokafka.consumer import fetcher
+from aiokafka.consumer.subscription_state import TopicPartitionState
 from aiokafka.record.util import decode_varint
 
 RETRY_S = 1.0
@@ -231,16 +247,54 @@ class _GuardedRecords:
     def _rest(self) -> None:
         """Pause the partition for ``RETRY_S``: no fetch of it until then, the others go on."""
         state = self._assignment.state_value(self._tp)
-        if state is None or state.paused:
+        if state is None or state in _RESTING:
             return
+        _RESTING.add(state)
         state.pause()
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to resume later
-            asyncio.get_running_loop().call_later(RETRY_S, _resume, state)
+        try:
+            asyncio.get_running_loop().call_later(RETRY_S, _wake, state)
+        except RuntimeError:  # no running loop: nothing to resume later
+            _RESTING.discard(state)
 
 
-def _resume(state: Any) -> None:
-    if state.paused:
+_RESTING: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Partition states the guard paused and will resume."""
+_HELD: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Partition states the application paused through ``hold``."""
+
+
+def _wake(state: Any) -> None:
+    _RESTING.discard(state)
+    if state not in _HELD and state.paused:
         state.resume()
+
+
+def _states(consumer: Any, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, Any]:
+    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
+    if subscription is None:
+        return {}  # not an aiokafka consumer (the service tier's in-memory one): no guard
+    assignment = subscription.assignment
+    found = {tp: assignment.state_value(tp) for tp in partitions}
+    return {tp: state for tp, state in found.items() if state is not None}
+
+
+def hold(consumer: Any, partitions: Iterable[TopicPartition]) -> None:
+    """``consumer.pause(*partitions)`` for the application: not ended by a rest's end."""
+    partitions = list(partitions)
+    _HELD.update(_states(consumer, partitions).values())
+    consumer.pause(*partitions)
+
+
+def release(consumer: Any, partitions: Iterable[TopicPartition]) -> None:
+    """``consumer.resume`` of what ``hold`` paused, except partitions the guard is resting
+    (they resume when their rest ends)."""
+    partitions = list(partitions)
+    resting = set()
+    for tp, state in _states(consumer, partitions).items():
+        _HELD.discard(state)
+        if state in _RESTING:
+            resting.add(tp)
+    consumer.resume(*[tp for tp in partitions if tp not in resting])
 
 
 _MEMORY_RECORDS: Any = fetcher.MemoryRecords
@@ -257,6 +311,31 @@ def _guarded_init(
         partition_records=_GuardedRecords(tp, assignment, partition_records),
         backoff=backoff,
     )
+
+
+def shape_problems() -> list[str]:
+    """What of aiokafka's fetcher is not as the guard expects it (empty when all is)."""
+    problems = []
+    params = list(inspect.signature(_FETCH_RESULT_INIT).parameters)
+    if params != ["self", "tp", "assignment", "partition_records", "backoff"]:
+        problems.append(f"FetchResult.__init__ takes {params}")
+    for name in ("has_next", "next_batch", "size_in_bytes"):
+        if not callable(getattr(_MEMORY_RECORDS, name, None)):
+            problems.append(f"MemoryRecords has no {name}()")
+    try:
+        response_handling = inspect.getsource(fetcher.Fetcher._proc_fetch_request)
+    except (OSError, TypeError, AttributeError) as exc:
+        problems.append(f"Fetcher._proc_fetch_request cannot be read ({exc})")
+    else:
+        for built in ("MemoryRecords(", "FetchResult(", "PartitionRecords("):
+            if built not in response_handling:
+                problems.append(f"Fetcher._proc_fetch_request no longer builds {built[:-1]}")
+    if "next_fetch_offset" not in inspect.getsource(fetcher.PartitionRecords):
+        problems.append("PartitionRecords has no next_fetch_offset")
+    for name in ("pause", "resume", "paused"):
+        if not hasattr(TopicPartitionState, name):
+            problems.append(f"TopicPartitionState has no {name}")
+    return [f"aiokafka {aiokafka.__version__}: {problem}" for problem in problems]
 
 
 def install() -> None:

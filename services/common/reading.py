@@ -174,7 +174,7 @@ async def read_last(
     while spans := plan.advance():
         # Further back on the partitions that need it, the others held where they are.
         waiting = [tp for tp in partitions if tp not in spans]
-        consumer.pause(*waiting)
+        fetch_guard.hold(consumer, waiting)
         for tp, span in spans.items():
             consumer.seek(tp, span.lower)
         latest.clear()  # per partition, the newest records still missing
@@ -190,7 +190,7 @@ async def read_last(
         for tp, kept in latest.items():
             if kept:
                 sink(tp, list(kept))
-        consumer.resume(*waiting)
+        fetch_guard.release(consumer, waiting)
     for tp, offset in reached.items():
         consumer.seek(tp, offset)
     return reached

@@ -25,6 +25,7 @@ from services.common.backoff import Attempts, Backoff
 from services.common.codecs import require_codecs
 from services.common.config import ServiceSettings
 from services.common.http import CheckResult
+from services.common.private_apis import require_private_apis
 from services.common.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,11 @@ async def serve(app: ServiceApp, stop: asyncio.Event | None = None) -> None:
 
     Raises ``CodecUnavailable`` (a ``ConfigError``) before anything starts when a Kafka
     compression codec cannot be read: better no service than one that stops at the first
-    compressed batch.
+    compressed batch; and ``PrivateApiChanged`` (a ``ConfigError`` too) when aiokafka's or
+    prometheus_client's internals are not what the fetch guard and the histograms rely on.
     """
     require_codecs()
+    require_private_apis()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -261,3 +261,169 @@ def test_the_lenient_decoder_reads_what_the_fast_decoder_reads(
         for r in fetch_guard.lenient_records(raw)
     ]
     assert lenient == fast
+
+
+# -- through aiokafka's own fetch path -------------------------------------------------------
+#
+# The tests above hand the guard aiokafka's classes built here; these let aiokafka's ``Fetcher``
+# do it all: its background routine builds the fetch request, its response handling builds
+# ``MemoryRecords``, ``PartitionRecords`` and ``FetchResult`` by the names the guard replaced,
+# and ``fetched_records`` drains them as ``getmany`` does. Should aiokafka stop calling what the
+# guard replaced, the corrupt partition raises again (or takes the healthy one down with it)
+# and these fail. Only the network is stood in for: one node that leads every partition and
+# answers each fetch with the bytes given for that partition and offset.
+
+HEALTHY = TopicPartition("guarded", 1)
+
+
+class _OneNode:
+    """aiokafka's client as its fetcher uses it: a cluster of one node, and ``send``."""
+
+    def __init__(self, logs: dict[TopicPartition, dict[int, bytes]]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._metadata_max_age_ms = 300_000
+        self._logs = logs
+        self.cluster = self
+        self.fetched: list[tuple[TopicPartition, int]] = []
+
+    def leader_for_partition(self, _: TopicPartition) -> int:
+        return 0
+
+    def broker_metadata(self, _: int) -> object:
+        return object()
+
+    def force_metadata_update(self) -> asyncio.Future[bool]:
+        done: asyncio.Future[bool] = self._loop.create_future()
+        done.set_result(True)
+        return done
+
+    async def send(self, _: int, request: Any) -> Any:
+        answers: list[tuple[str, list[tuple[Any, ...]]]] = []
+        for topic, partitions in request.topics:
+            found: list[tuple[Any, ...]] = []
+            for partition, offset, _max_bytes in partitions:
+                tp = TopicPartition(topic, partition)
+                self.fetched.append((tp, offset))
+                data = self._logs.get(tp, {}).get(offset, b"")
+                found.append((partition, 0, 100, 100, [], data))  # v4: lso, aborted, records
+            answers.append((topic, found))
+        if not any(data for _, found in answers for *_, data in found):
+            await asyncio.sleep(0.05)  # nothing new: the broker holds the fetch for a while
+        return _Response(answers)
+
+
+class _Response:
+    API_VERSION = 4
+
+    def __init__(self, topics: list[Any]) -> None:
+        self.topics = topics
+
+
+async def _through_the_fetcher(
+    logs: dict[TopicPartition, dict[int, bytes]],
+) -> tuple[dict[TopicPartition, list[Any]], SubscriptionState, _OneNode]:
+    subscriptions = SubscriptionState()
+    subscriptions.assign_from_user(set(logs))
+    for tp in logs:
+        subscriptions.subscription.assignment.state_value(tp).seek(0)
+    client = _OneNode(logs)
+    fetch = fetcher.Fetcher(client, subscriptions, fetcher_timeout=0.05)
+    try:
+        drained: dict[TopicPartition, list[Any]] = {}
+        for _ in range(20):  # a partition's records may come in more than one drain
+            for tp, records in (await fetch.fetched_records(list(logs), timeout=0.2)).items():
+                drained.setdefault(tp, []).extend(records)
+            if all(drained.get(tp) for tp in logs):
+                break
+        return drained, subscriptions, client
+    finally:
+        await fetch.close()
+
+
+async def test_through_aiokafka_s_fetcher_a_corrupt_partition_neither_raises_nor_drops_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fetch_guard, "RETRY_S", 30.0)
+    fetch_guard.UNREADABLE.clear(HEALTHY)
+    logs = {
+        TP: {0: _batch(0, _values(0, 3)) + _corrupt(_batch(3, _values(3, 2)))},
+        HEALTHY: {0: _batch(0, _values(0, 4), compression=GZIP)},
+    }
+    drained, subscriptions, client = await _through_the_fetcher(logs)
+    assert [r.offset for r in drained[TP]] == [0, 1, 2]
+    assert [r.value for r in drained[HEALTHY]] == _values(0, 4)
+    unreadable = fetch_guard.UNREADABLE.get(TP)
+    assert unreadable is not None
+    assert unreadable.offset == 3
+    assert "CorruptRecordException" in unreadable.error
+    state = subscriptions.subscription.assignment.state_value(TP)
+    assert (state.position, state.paused) == (3, True)
+    assert fetch_guard.UNREADABLE.get(HEALTHY) is None
+    assert (TP, 0) in client.fetched
+
+
+async def test_through_aiokafka_s_fetcher_a_header_key_that_is_not_utf8_is_read() -> None:
+    headers = [(_NotUtf8Key("x"), b"v")]
+    logs = {
+        TP: {0: _batch(0, _values(0, 2), headers=headers, builder=_DefaultRecordBatchBuilderPy)}
+    }
+    drained, _, _ = await _through_the_fetcher(logs)
+    assert [r.value for r in drained[TP]] == _values(0, 2)
+    key = drained[TP][0].headers[0][0]
+    assert key.encode("utf-8", "surrogateescape") == b"\xff\xfe"
+    assert fetch_guard.UNREADABLE.get(TP) is None
+
+
+# -- one pause flag, two users ---------------------------------------------------------------
+
+
+def _consumer_reading(*partitions: TopicPartition) -> Any:
+    """An aiokafka consumer (not started: no broker needed) with ``partitions`` assigned."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+    consumer.assign(list(partitions))
+    for tp in partitions:
+        consumer._subscription.subscription.assignment.state_value(tp).seek(0)
+    return consumer
+
+
+def _rest_by_the_guard(consumer: Any) -> None:
+    assignment = consumer._subscription.subscription.assignment
+    bad = _batch(0, _values(0, 1)) + _corrupt(_batch(1, _values(1, 2)))
+    assert [r.offset for r in _fetched(bad, assignment).getall()] == [0]
+
+
+async def test_a_rest_that_ends_does_not_resume_a_partition_read_last_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard rests the partition; read_last then holds it (pausing what it is not reading
+    back); the rest ends: the partition stays paused until read_last releases it."""
+    monkeypatch.setattr(fetch_guard, "RETRY_S", 0.05)
+    consumer = _consumer_reading(TP)
+    _rest_by_the_guard(consumer)
+    assert TP in consumer.paused()
+    fetch_guard.hold(consumer, [TP])
+    await asyncio.sleep(0.2)  # the rest is over
+    assert TP in consumer.paused(), "the guard resumed a partition read_last holds"
+    fetch_guard.release(consumer, [TP])
+    assert TP not in consumer.paused()
+
+
+async def test_read_last_releasing_a_partition_does_not_cut_the_guard_s_rest_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard rests the partition; read_last holds it and releases it before the rest is
+    over: it stays paused until the rest ends, then is fetched again."""
+    monkeypatch.setattr(fetch_guard, "RETRY_S", 0.1)
+    consumer = _consumer_reading(TP)
+    _rest_by_the_guard(consumer)
+    fetch_guard.hold(consumer, [TP])
+    fetch_guard.release(consumer, [TP])
+    assert TP in consumer.paused(), "read_last ended the guard's rest"
+    await asyncio.sleep(0.3)
+    assert TP not in consumer.paused()
+
+
+def test_the_fetcher_of_this_aiokafka_has_the_shape_the_guard_checks_at_start_up() -> None:
+    assert fetch_guard.shape_problems() == []

@@ -1,6 +1,7 @@
 """Fault 7: a partition that cannot be read stalls alone, loudly, and recovers by itself.
 
-The three services run as processes behind a ``TcpProxy`` in front of their own embedded broker.
+The three services run as processes behind a ``TcpProxy`` in front of their own Apache Kafka
+node (the version the tiers run on; its client listener advertises the proxy).
 An upstream producer (librdkafka, lz4) feeds all three partitions of the shipments topic. Then
 the proxy starts corrupting, on its way to the clients, one uncompressed record batch of
 partition 1: it flips one byte of a marker the batch carries in a header, so every fetch of it
