@@ -85,7 +85,7 @@ broker: $(INSTALLED) ## run only the embedded broker on 127.0.0.1:9092
 	$(BIN)/roadmap-monitor broker
 
 EVENTS ?= 200000
-bench: $(INSTALLED) ## the whole pipeline on the embedded broker (EVENTS=N): docs/benchmarks.md, .json, .png
+bench: $(INSTALLED) kafka ## the whole pipeline on Apache Kafka (Java perf tools as anchor) and on the embedded broker, in interleaved rounds (EVENTS=N): docs/benchmarks.md, .json, .png
 	$(BIN)/python -m benchmarks.pipeline --events $(EVENTS)
 
 bench-ingest: $(INSTALLED) ## measure ingest against a bare pass-through (EVENTS=N); writes docs/benchmarks/

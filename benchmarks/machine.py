@@ -27,7 +27,7 @@ def _aiokafka_c_extension() -> bool:
     return True
 
 
-def _tansu_version() -> str:
+def tansu_version() -> str:
     result = subprocess.run(  # noqa: S603 - fixed argv
         [resolve_tansu(), "--version"], capture_output=True, text=True, check=False, timeout=10
     )
@@ -54,5 +54,5 @@ def describe() -> dict[str, Any]:
         "aiokafka_c_extension": _aiokafka_c_extension(),
         "faststream": metadata.version("faststream"),
         "pydantic": metadata.version("pydantic"),
-        "broker": _tansu_version(),
+        "broker": tansu_version(),
     }

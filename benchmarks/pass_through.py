@@ -34,8 +34,7 @@ async def pass_through(
     """Consume ``count`` records of the upstream topics and re-publish each value unchanged to a
     sink topic, committing per fetch: what any Kafka consumer-producer costs, with no work."""
     upstream = [kafka.topic_name(spec) for spec in UPSTREAM_TOPIC_BY_TYPE.values()]
-    sink = kafka.topic_name(CANONICAL_EVENTS) + (".batched" if batched else ".plain")
-    await ensure_topics(kafka, [_sink_spec(kafka, sink)])
+    sink = await bench_topic(kafka, CANONICAL_EVENTS.name + (".batched" if batched else ".plain"))
     consumer = AIOKafkaConsumer(
         *upstream,
         bootstrap_servers=kafka.bootstrap_servers,
@@ -84,12 +83,11 @@ async def pass_through(
     )
 
 
-def _sink_spec(kafka: KafkaSettings, name: str) -> TopicSpec:
-    return TopicSpec(
-        name=name[len(kafka.topic_prefix) :],
-        key="-",
-        value=bytes,
-        producer="bench",
-        consumers=(),
-        description="benchmark sink",
+async def bench_topic(kafka: KafkaSettings, name: str) -> str:
+    """Create the topic ``name`` (under the prefix, partitioned as the contract's topics) if it
+    is missing; return its full name."""
+    spec = TopicSpec(
+        name=name, key="-", value=bytes, producer="bench", consumers=(), description="bench"
     )
+    await ensure_topics(kafka, [spec])
+    return kafka.topic_name(spec)

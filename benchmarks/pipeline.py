@@ -1,31 +1,43 @@
-"""``make bench``: the whole pipeline (ingest → metrics → alerts) on the embedded broker.
+"""``make bench``: the whole pipeline (ingest → metrics → alerts) on Apache Kafka, and on the
+embedded broker as a second column.
 
-One run, in this order, on one embedded broker:
+Each broker of ``--brokers`` (default ``kafka,embedded``: Apache Kafka first) is started on its
+own and measured the same way, on the same machine as the services:
 
-1. **Burst.** The three services run as separate processes. The upstream stream (default
-   200,000 messages of the three types with corrections, exact re-sends and 2% invalid) is
-   published as fast as the producer goes; ``/metrics`` of every service is sampled every
-   100 ms. Each stage's rate is taken from its own counter between its first and its last
-   move; the pipeline's rate from the first publish to the last event folded by metrics.
-2. **Latency.** New valid events at a steady rate (default 1,000/s for 30 s): each event's
-   time from its upstream publish to the first ``/metrics`` scrape of metrics (every 10 ms)
-   whose folded-event count includes it.
-3. **Metrics alone.** A fresh metrics process replays the whole canonical topic: its capacity
-   when ingest does not pace it.
-4. **Ceilings.** A bare aiokafka loop consumes the same upstream messages and re-publishes them
-   unchanged (no decoding, no work), once with a ``send()`` per record and once batched as
-   ingest publishes (``BatchPublisher``); each stage's rate is given as a ratio to the batched
-   one, what the client and broker can carry.
-5. **Ingest alone.** A longer stream of the same kind (600,000 messages; ``--ingest-events``),
-   on topics of its own, into one ingest process and then
-   into two in one group, on upstream topics of 6 partitions (which two split evenly), then
-   two again on the default 3 partitions a topic; and valid events over ``POST /v1/events``
-   in bodies of 1,000.
+1. **Interleaved rounds** (``--rounds``, default 3). The machine is noisy (2 cores; a ceiling
+   moved by a factor of two between two runs on one day), so each stage is timed right after a
+   ceiling and its ratio is taken round by round, then reported as the median of the rounds
+   with the spread (min to max). A round is:
 
-py-spy samples ingest and metrics during the burst into flame graphs
-(``docs/profile-ingest.svg``, ``docs/profile-metrics.svg``). Peak resident memory (``VmHWM``)
-is read for each service at the end. Writes ``docs/benchmarks.md``, ``docs/benchmarks.json``
-and ``docs/benchmarks.png``. Figures are recorded, never asserted.
+   a. **Ceiling**: a bare aiokafka loop consumes the upstream messages (published once, on
+      topics of their own) and re-publishes them unchanged, batched as ingest publishes
+      (``BatchPublisher``), committing per fetch: what the client and broker can carry.
+   b. **Burst**: the three services as separate processes on topics of the round; the upstream
+      stream (default 200,000 messages of the three types with corrections, exact re-sends and
+      2% invalid) is published as fast as the producer goes; ``/metrics`` of every service is
+      sampled every 100 ms. Each stage's rate is taken from its own counter between its first
+      and its last move; the pipeline's rate from the first publish to the last event folded.
+      In the first round only, py-spy samples ingest and metrics during the burst (first
+      broker only: ``docs/profile-*.svg``), and the **latency** is measured next: new valid
+      events at a steady rate (default 1,000/s for 30 s), each one's time from its upstream
+      publish to the first ``/metrics`` scrape of metrics (every 10 ms) that counts it.
+   c. Ceiling again, then **ingest alone**: one process takes a longer stream of the same kind
+      (600,000 messages; ``--ingest-events``), published beforehand on upstream topics of 6
+      partitions.
+   d. Ceiling again, then **metrics alone**: a fresh metrics process replays the round's
+      canonical topic: its capacity when ingest does not pace it.
+   e. **The Java anchor**: Apache Kafka's own ``ProducerPerformance`` and then
+      ``ConsumerPerformance``, from the same jars, on the same broker, with records of the
+      upstream messages' mean size (``benchmarks.java_anchor``).
+
+2. **Once**: the ceiling with a ``send()`` per record; two ingest processes in one group on 6
+   and on 3 partitions a topic; ingest over ``POST /v1/events`` in bodies of 1,000, with and
+   without a publishers file. Their ratios are to the median ceiling and anchors.
+
+Peak resident memory (``VmHWM``) is read for each service after the first burst, and for the
+broker's processes with their CPU seconds at the end. Writes ``docs/benchmarks.md``,
+``docs/benchmarks.json`` and ``docs/benchmarks.png`` (the first broker's burst and latency).
+Figures are recorded, never asserted; the goals are reported as met or not.
 """
 
 from __future__ import annotations
@@ -33,315 +45,284 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
+import statistics
 import sys
 import tempfile
 import time
-from asyncio.subprocess import Process
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.events import pipeline_stream, valid_events
+from benchmarks.brokers import BROKERS, BrokerUnderTest, running_broker
+from benchmarks.events import PipelineStream, pipeline_stream
 from benchmarks.ingest_scaling import http_ingest, kafka_ingest
+from benchmarks.interleaved import median_run, spread, stage_figures
+from benchmarks.java_anchor import anchor_summary, java_anchors
 from benchmarks.machine import describe
 from benchmarks.pass_through import pass_through
-from benchmarks.pipeline_report import percentiles, plot, render_markdown
-from benchmarks.process_stats import cpu_seconds, peak_rss_mib
+from benchmarks.pipeline_report import goals, plot, render_markdown
+from benchmarks.pipeline_stages import (
+    PREFIX,
+    Running,
+    burst,
+    latency,
+    metrics_alone,
+    publish_upstream,
+    services_running,
+)
+from benchmarks.process_stats import peak_rss_mib
 from benchmarks.profiling import flame_graph
 from benchmarks.report import say
-from benchmarks.service_process import counter_total, spawn, stop, until_ready
-from benchmarks.steady_rate import delays_at_rate
 from contracts.events import EventType
-from contracts.topics import TOPICS, UPSTREAM_TOPIC_BY_TYPE
+from contracts.topics import TOPICS
 from services.common.config import KafkaSettings
-from services.common.embedded_broker import EmbeddedBroker, free_port
-from services.common.publishing import BatchPublisher, OutboundRecord
 from services.common.topics import ensure_topics
 
-PREFIX = "bench."
-SERVICES = ("ingest", "metrics", "alerts")
-SAMPLE_EVERY_S = 0.1
-PUBLISH_CHUNK = 2000
-GIVE_UP_AFTER_S = 1800
+CEILING_PREFIX = "bench.ceiling."
+BATCHED_NAME = "bare aiokafka pass-through, batched as ingest publishes, commit per fetch"
+PER_RECORD_NAME = "bare aiokafka pass-through, a send() per record, commit per fetch"
+
+ROUND_STAGES = {
+    # stage: (the round's section and figure, which of the round's ceilings came just before)
+    "ingest": (("burst", "ingest_events_per_s"), 0),
+    "metrics (in the pipeline)": (("burst", "metrics_events_per_s"), 0),
+    "whole pipeline": (("burst", "pipeline_events_per_s"), 0),
+    "ingest alone, 1 process": (("ingest_alone", "events_per_s"), 1),
+    "metrics (alone, replaying)": (("metrics_alone", "events_per_s"), 2),
+}
 
 
-@dataclass
-class Running:
-    """The three service processes of the run and a client for each one's HTTP port."""
+@dataclass(frozen=True)
+class Streams:
+    """The upstream messages of the burst and of ingest alone, made once for every broker."""
 
-    processes: dict[str, Process]
-    clients: dict[str, httpx.AsyncClient]
+    burst: PipelineStream
+    ingest: list[tuple[EventType, bytes]]
+
+    @property
+    def record_size(self) -> int:
+        """The burst's mean message size in bytes: the Java anchor's record size."""
+        return round(statistics.mean(len(value) for _, value in self.burst.messages))
+
+
+@dataclass(frozen=True)
+class OnBroker:
+    """What every measurement on one running broker needs."""
+
+    broker: BrokerUnderTest
+    kafka: KafkaSettings
+    streams: Streams
+    args: argparse.Namespace
     log_dir: Path
 
-    async def scrape(self, service: str) -> str:
-        if self.processes[service].returncode is not None:
-            raise RuntimeError(
-                f"{service} exited with {self.processes[service].returncode}; "
-                f"see {self.log_dir / service}.log"
-            )
-        return (await self.clients[service].get("/metrics")).text
+    @property
+    def count(self) -> int:
+        """Upstream messages of the burst, of each ceiling and of each anchor."""
+        return len(self.streams.burst.messages)
 
-
-@dataclass
-class Sample:
-    """Counters of the three services at one moment of the burst (seconds since the start)."""
-
-    at_s: float
-    published: int
-    ingested: int
-    folded: int
-    snapshots_to_alerts: int
-
-
-@dataclass
-class Burst:
-    samples: list[Sample] = field(default_factory=list)
-    published_at_s: float = 0.0
-
-
-def _records(
-    kafka: KafkaSettings, messages: Sequence[tuple[EventType, bytes]]
-) -> list[OutboundRecord]:
-    return [
-        OutboundRecord(kafka.topic_name(UPSTREAM_TOPIC_BY_TYPE[event_type]), None, value)
-        for event_type, value in messages
-    ]
-
-
-async def _start_services(kafka: KafkaSettings, log_dir: Path) -> Running:
-    processes: dict[str, Process] = {}
-    clients: dict[str, httpx.AsyncClient] = {}
-    for service in SERVICES:
-        port = free_port()
-        processes[service] = await spawn(
-            service,
-            kafka,
-            {"HTTP_PORT": str(port), "LOG_FORMAT": "text"},
-            log_dir / f"{service}.log",
+    async def ceiling(self, *, batched: bool, group: str) -> float:
+        """The bare aiokafka pass-through of the burst's messages (on topics of their own,
+        published once), read in a group of its own."""
+        kind = "batched" if batched else "a send() per record"
+        say(f"  ceiling: bare aiokafka pass-through of {self.count:,} messages, {kind}")
+        result = await pass_through(
+            self.kafka.model_copy(update={"topic_prefix": CEILING_PREFIX}),
+            self.count,
+            batched=batched,
+            broker_pid=self.broker.pids[0],
+            group=group,
         )
-        clients[service] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    running = Running(processes, clients, log_dir)
-    for service in SERVICES:
-        await until_ready(processes[service], clients[service], log=log_dir / f"{service}.log")
-        say(f"  {service} ready")
-    return running
+        say(f"    {result.events_per_s:,.0f} events/s")
+        return result.events_per_s
 
 
-async def _counters(running: Running) -> tuple[int, int, int, int]:
-    """(ingest received, ingest accepted, metrics folded, alerts KPI snapshots consumed)."""
-    ingest = await running.scrape("ingest")
-    folded = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
-    snapshots = counter_total(await running.scrape("alerts"), "roadmap_alerts_kpi_snapshots")
-    return (
-        counter_total(ingest, "roadmap_ingest_events_received"),
-        counter_total(ingest, "roadmap_ingest_events_accepted"),
-        folded,
-        snapshots,
+@asynccontextmanager
+async def _profiled(running: Running, out: Path | None) -> AsyncIterator[None]:
+    """py-spy flame graphs of ingest and metrics into ``out`` while the block runs (if any)."""
+    async with AsyncExitStack() as stack:
+        if out is not None:
+            for service in ("ingest", "metrics"):
+                await stack.enter_async_context(
+                    flame_graph(
+                        running.processes[service].pid,
+                        out / f"profile-{service}.svg",
+                        what=service,
+                    )
+                )
+        yield
+
+
+async def _round(on: OnBroker, number: int, profile_dir: Path | None) -> dict[str, Any]:
+    """One interleaved round: ceiling, burst, ceiling, ingest alone, ceiling, metrics alone,
+    the Java anchor. The first round also profiles the burst and measures the latency."""
+    tag, first, streams = f"r{number}", number == 0, on.streams
+    say(f"[{on.broker.name}] round {number + 1} of {on.args.rounds}")
+    ceilings = [await on.ceiling(batched=True, group=f"{tag}-burst")]
+    round_kafka = on.kafka.model_copy(update={"topic_prefix": f"{PREFIX}{tag}."})
+    await ensure_topics(round_kafka, TOPICS)
+    figures: dict[str, Any] = {}
+    async with services_running(round_kafka, on.log_dir) as running:
+        say(f"  burst of {on.count:,} messages through ingest, metrics and alerts")
+        async with _profiled(running, profile_dir if first else None):
+            figures["burst"] = await burst(round_kafka, running, streams.burst)
+        if first:
+            figures["latency"] = await latency(
+                round_kafka, running, rate=on.args.latency_rate, seconds=on.args.latency_seconds
+            )
+            figures["peak_rss_mib"] = {
+                service: peak_rss_mib(process.pid) for service, process in running.processes.items()
+            }
+    ceilings.append(await on.ceiling(batched=True, group=f"{tag}-ingest"))
+    figures["ingest_alone"] = await kafka_ingest(
+        on.kafka, streams.ingest, processes=1, log_dir=on.log_dir, tag=tag
     )
-
-
-async def burst(kafka: KafkaSettings, running: Running, count: int, seed: int) -> dict[str, Any]:
-    say(f"generating {count:,} upstream messages (seed {seed})")
-    stream = pipeline_stream(count, seed=seed)
-    say("  " + ", ".join(f"{kind} {n:,}" for kind, n in stream.kinds.items()))
-    records = _records(kafka, stream.messages)
-    publisher = BatchPublisher(kafka, service="bench-upstream")
-    await publisher.start()
-    result = Burst(samples=[Sample(0.0, 0, 0, 0, 0)])
-    published = 0
-    start = time.perf_counter()
-
-    async def publish() -> None:
-        nonlocal published
-        for i in range(0, len(records), PUBLISH_CHUNK):
-            chunk = records[i : i + PUBLISH_CHUNK]
-            await publisher.publish(chunk)
-            published += len(chunk)
-        result.published_at_s = time.perf_counter() - start
-
-    say("burst: publishing upstream while sampling every service's /metrics")
-    producer = asyncio.create_task(publish())
-    next_report = count // 10
-    try:
-        while True:
-            received, accepted, folded, snapshots = await _counters(running)
-            result.samples.append(
-                Sample(time.perf_counter() - start, published, received, folded, snapshots)
-            )
-            if received >= next_report:
-                say(f"  published {published:,}, ingest {received:,}, metrics folded {folded:,}")
-                next_report += count // 10
-            if received >= count and folded >= accepted and producer.done():
-                break
-            if time.perf_counter() - start > GIVE_UP_AFTER_S:
-                raise RuntimeError(f"pipeline did not drain in {GIVE_UP_AFTER_S} s")
-            await asyncio.sleep(SAMPLE_EVERY_S)
-        await producer
-        await _until_alerts_has_every_snapshot(running, result, start)
-    finally:
-        await publisher.stop()
-    return _burst_figures(result, stream.kinds, count, accepted)
-
-
-SNAPSHOTS_SETTLED_S = 3.0
-
-
-async def _until_alerts_has_every_snapshot(running: Running, result: Burst, start: float) -> None:
-    """Alerts follows metrics' KPI snapshots, which come at most once a second per indicator:
-    wait until metrics has published nothing new for a while and alerts has taken all of it."""
-    last = result.samples[-1]
-    published, changed = -1, time.perf_counter()
-    while True:
-        now_published = counter_total(
-            await running.scrape("metrics"), "roadmap_metrics_kpi_snapshots"
+    ceilings.append(await on.ceiling(batched=True, group=f"{tag}-metrics"))
+    canonical = figures["burst"]["canonical_events"] + figures.get("latency", {}).get("events", 0)
+    figures["metrics_alone"] = await metrics_alone(
+        round_kafka, canonical, on.log_dir, group=f"bench-metrics-alone-{tag}"
+    )
+    if on.broker.java_tools:
+        say(f"  Java anchor: perf tools, {on.count:,} records of {streams.record_size} bytes")
+        figures["anchors"] = await java_anchors(
+            on.kafka, records=on.count, record_size=streams.record_size, tag=tag
         )
-        taken = counter_total(await running.scrape("alerts"), "roadmap_alerts_kpi_snapshots")
-        now = time.perf_counter()
-        if now_published != published:
-            published, changed = now_published, now
-        result.samples.append(
-            Sample(now - start, last.published, last.ingested, last.folded, taken)
-        )
-        if taken >= published and now - changed >= SNAPSHOTS_SETTLED_S:
-            return
-        if now - start > GIVE_UP_AFTER_S:
-            raise RuntimeError(f"alerts took {taken} of {published} KPI snapshots")
-        await asyncio.sleep(SAMPLE_EVERY_S)
+        say(anchor_summary(figures["anchors"]))
+    figures["ceilings"] = ceilings
+    return figures
 
 
-def _first_and_last_move(samples: list[Sample], value: str) -> tuple[Sample, Sample]:
-    first = next((s for s in samples if getattr(s, value) > 0), samples[-1])
-    final = getattr(samples[-1], value)
-    last = next(s for s in samples if getattr(s, value) >= final)
-    return first, last
-
-
-def _rate(samples: list[Sample], value: str) -> tuple[int, float]:
-    first, last = _first_and_last_move(samples, value)
-    moved = getattr(last, value) - getattr(first, value)
-    seconds = max(last.at_s - first.at_s, SAMPLE_EVERY_S)
-    return getattr(last, value), moved / seconds
-
-
-def _burst_figures(
-    result: Burst, kinds: dict[str, int], count: int, accepted: int
-) -> dict[str, Any]:
-    samples = result.samples
-    ingested, ingest_rate = _rate(samples, "ingested")
-    folded, metrics_rate = _rate(samples, "folded")
-    _, metrics_done = _first_and_last_move(samples, "folded")
-    snapshots, _ = _rate(samples, "snapshots_to_alerts")
-    _, alerts_done = _first_and_last_move(samples, "snapshots_to_alerts")
+async def _once(on: OnBroker) -> dict[str, Any]:
+    """The stages measured once a broker: the per-record ceiling, two ingest processes, HTTP."""
+    say(f"[{on.broker.name}] the stages measured once")
+    kafka, streams, log_dir, http_events = on.kafka, on.streams, on.log_dir, on.args.http_events
     return {
-        "messages": count,
-        "kinds": kinds,
-        "canonical_events": accepted,
-        "publish_events_per_s": round(count / result.published_at_s),
-        "ingest_events_per_s": round(ingest_rate),
-        "metrics_events_per_s": round(metrics_rate),
-        "pipeline_events_per_s": round(count / metrics_done.at_s),
-        "pipeline_seconds": round(metrics_done.at_s, 1),
-        "alerts_kpi_snapshots": snapshots,
-        "alerts_done_after_metrics_s": round(alerts_done.at_s - metrics_done.at_s, 2),
-        "ingested": ingested,
-        "folded": folded,
-        "samples": [
-            [round(s.at_s, 2), s.published, s.ingested, s.folded, s.snapshots_to_alerts]
-            for s in samples
-        ],
+        "per_record": await on.ceiling(batched=False, group="once"),
+        "two": await kafka_ingest(kafka, streams.ingest, processes=2, log_dir=log_dir),
+        "default_split": await kafka_ingest(
+            kafka, streams.ingest, processes=2, log_dir=log_dir, partitions=kafka.topic_partitions
+        ),
+        "http": await http_ingest(kafka, http_events, log_dir=log_dir),
+        "http_publishers": await http_ingest(kafka, http_events, log_dir=log_dir, publishers=True),
     }
 
 
-async def latency(
-    kafka: KafkaSettings, running: Running, *, rate: int, seconds: int
+def _column(
+    broker: BrokerUnderTest,
+    rounds: Sequence[dict[str, Any]],
+    once: dict[str, Any],
+    usage: dict[str, float],
+    record_size: int,
 ) -> dict[str, Any]:
-    """Publish ``rate`` new valid events/s in 10 ms ticks; each one's delay until a scrape of
-    metrics shows it folded."""
-    total = rate * seconds
-    messages = [
-        (event_type, value.replace(b'"bench-', b'"late-').replace(b'"S0', b'"L0'))
-        for event_type, value in valid_events(total, seed=4242)
-    ]
-    records = _records(kafka, messages)
-    already = counter_total(await running.scrape("metrics"), "roadmap_metrics_events")
-    publisher = BatchPublisher(kafka, service="bench-latency")
-    await publisher.start()
-    say(f"latency: {total:,} new events at {rate:,}/s, upstream publish to metrics' /metrics")
-
-    async def folded() -> int:
-        text = await running.scrape("metrics")
-        return counter_total(text, "roadmap_metrics_events") - already
-
-    try:
-        delays = await delays_at_rate(
-            publisher, records, rate=rate, visible=folded, give_up_after_s=seconds + 300
-        )
-    finally:
-        await publisher.stop()
-    return {"rate_per_s": rate, "events": total, **percentiles(delays), "delays_s": delays}
-
-
-async def metrics_alone(kafka: KafkaSettings, canonical: int, log_dir: Path) -> dict[str, Any]:
-    """A second metrics process, in its own group, replays the canonical topic from the start.
-
-    Its progress is read from ``/readyz`` ("replaying partitions [...]: N records to go"),
-    which costs the service nothing: scraping ``/metrics`` ten times a second, which computes
-    every reading, took a tenth of its CPU. ``/metrics`` is read once, at the end."""
-    port = free_port()
-    process = await spawn(
-        "metrics",
-        kafka,
-        {"HTTP_PORT": str(port), "GROUP_ID": "bench-metrics-alone", "LOG_FORMAT": "text"},
-        log_dir / "metrics-alone.log",
+    """One broker's figures: the medians of the rounds (as the page's tables show them), every
+    stage's ratios with their spread, the anchors, the broker's memory and CPU."""
+    batched = [ceiling for r in rounds for ceiling in r["ceilings"]]
+    anchors = (
+        {
+            "java_producer": [r["anchors"]["producer"]["per_s"] for r in rounds],
+            "java_consumer": [r["anchors"]["consumer"]["fetch_per_s"] for r in rounds],
+        }
+        if broker.java_tools
+        else {}
     )
-    say(f"metrics alone: replaying {canonical:,} canonical events")
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            first_at = first_left = done_at = 0.0
-            deadline = time.monotonic() + GIVE_UP_AFTER_S
-            while not done_at:
-                if process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"metrics replay failed; see {log_dir}/metrics-alone.log")
-                try:
-                    answer = await client.get("/readyz")
-                except httpx.HTTPError:
-                    await asyncio.sleep(SAMPLE_EVERY_S)
-                    continue
-                now = time.perf_counter()
-                left = _records_to_go(answer)
-                if answer.status_code == 200 and first_at:
-                    done_at = now
-                elif left is not None and not first_at:
-                    first_at, first_left = now, left  # the replay starts at the assignment
-                await asyncio.sleep(SAMPLE_EVERY_S / 5)
-            folded = counter_total((await client.get("/metrics")).text, "roadmap_metrics_events")
-            cpu = cpu_seconds(process.pid)
-            rss = peak_rss_mib(process.pid)
-    finally:
-        await stop(process)
-    if folded < canonical:
-        raise RuntimeError(f"metrics folded {folded:,} of {canonical:,} canonical events")
-    rate = first_left / max(done_at - first_at, SAMPLE_EVERY_S)
-    say(f"  {rate:,.0f} events/s")
+    stages = {
+        stage: stage_figures(
+            [r[section][figure] for r in rounds], [r["ceilings"][at] for r in rounds], anchors
+        )
+        for stage, ((section, figure), at) in ROUND_STAGES.items()
+    }
+    medians = {name: [statistics.median(runs)] for name, runs in anchors.items()}
+    once_rates = {
+        "ingest alone, 2 processes": once["two"]["events_per_s"],
+        "ingest alone, 2 processes, default partitions": once["default_split"]["events_per_s"],
+        "ingest over HTTP": once["http"]["events_per_s"],
+        "ingest over HTTP, publishers file": once["http_publishers"]["events_per_s"],
+        "ceiling, a send() per record": once["per_record"],
+    }
+    for stage, rate in once_rates.items():
+        stages[stage] = stage_figures([rate], [statistics.median(batched)], medians)
+    first = rounds[0]
+    ingest_one = rounds[median_run([r["ingest_alone"]["events_per_s"] for r in rounds])]
+    alone = rounds[median_run([r["metrics_alone"]["events_per_s"] for r in rounds])]
+    one_process = ingest_one["ingest_alone"]["events_per_s"]
     return {
-        "events": folded,
-        "events_per_s": round(rate),
-        "cpu_s": round(cpu, 1),
-        "peak_rss_mib": rss,
+        "broker": broker.description,
+        "rounds": len(rounds),
+        "burst": {
+            **first["burst"],
+            "ingest_events_per_s": stages["ingest"]["events_per_s"],
+            "metrics_events_per_s": stages["metrics (in the pipeline)"]["events_per_s"],
+            "pipeline_events_per_s": stages["whole pipeline"]["events_per_s"],
+        },
+        "latency": first["latency"],
+        "metrics_alone": alone["metrics_alone"],
+        "ceilings": {
+            "per_record": {"name": PER_RECORD_NAME, "events_per_s": round(once["per_record"])},
+            "batched": {
+                "name": BATCHED_NAME,
+                "events_per_s": round(statistics.median(batched)),
+                "spread": spread(batched, 0),
+            },
+        },
+        "java_anchors": {
+            "record_size": record_size,
+            "records": first["burst"]["messages"],
+            "producer_per_s": spread(anchors["java_producer"], 0),
+            "consumer_fetch_per_s": spread(anchors["java_consumer"], 0),
+            "runs": [r["anchors"] for r in rounds],
+        }
+        if anchors
+        else None,
+        "ingest_alone": [ingest_one["ingest_alone"], once["two"]],
+        "ingest_alone_default_partitions": once["default_split"],
+        "http": once["http"],
+        "http_publishers": once["http_publishers"],
+        "stages": stages,
+        "ratio_to_batched": {
+            stage: figures["ratio_to_batched"]["median"]
+            for stage, figures in stages.items()
+            if stage != "ceiling, a send() per record"
+        },
+        "scaling_two_processes": round(once["two"]["events_per_s"] / one_process, 2),
+        "scaling_two_processes_default_partitions": round(
+            once["default_split"]["events_per_s"] / one_process, 2
+        ),
+        "http_to_kafka_ingest": round(once["http"]["events_per_s"] / one_process, 2),
+        "http_publishers_to_open": round(
+            once["http_publishers"]["events_per_s"] / once["http"]["events_per_s"], 2
+        ),
+        "peak_rss_mib": {**first["peak_rss_mib"], "broker": usage["peak_rss_mib"]},
+        "broker_usage": usage,
     }
 
 
-_TO_GO = re.compile(r"(\d+) records to go")
-
-
-def _records_to_go(answer: httpx.Response) -> int | None:
-    """How many records metrics' ``/readyz`` says are left to replay, if it says so."""
-    found = _TO_GO.search(answer.text)
-    return int(found.group(1)) if found else None
+async def measure(
+    broker: BrokerUnderTest,
+    streams: Streams,
+    args: argparse.Namespace,
+    log_dir: Path,
+    profile_dir: Path | None,
+) -> dict[str, Any]:
+    """Every figure of the benchmark on one running broker."""
+    started = time.monotonic()
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic_prefix=PREFIX,
+        enable_idempotence=broker.idempotence,  # the embedded broker refuses InitProducerId
+    )
+    ceiling_kafka = kafka.model_copy(update={"topic_prefix": CEILING_PREFIX})
+    await ensure_topics(ceiling_kafka, TOPICS)
+    await publish_upstream(ceiling_kafka, streams.burst.messages)
+    on = OnBroker(broker, kafka, streams, args, log_dir)
+    rounds = [await _round(on, n, profile_dir) for n in range(args.rounds)]
+    once = await _once(on)
+    usage = broker.usage()
+    say(
+        f"[{broker.name}] done in {time.monotonic() - started:.0f} s; broker peak resident "
+        f"{usage['peak_rss_mib']:,.0f} MiB, {usage['cpu_s']:,.0f} CPU s"
+    )
+    return _column(broker, rounds, once, usage, streams.record_size)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -349,134 +330,80 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     say(
         f"machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, aiokafka {machine['aiokafka']}, FastStream "
-        f"{machine['faststream']}, pydantic {machine['pydantic']}, broker {machine['broker']}"
+        f"{machine['faststream']}, pydantic {machine['pydantic']}"
     )
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-pipeline-") as scratch,
-        EmbeddedBroker(free_port(), log_path=Path(scratch) / "broker.log") as broker,
-    ):
-        log_dir = Path(scratch)
-        kafka = KafkaSettings(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic_prefix=PREFIX,
-            enable_idempotence=False,  # the embedded broker refuses it
-        )
-        await ensure_topics(kafka, TOPICS)
-        say(f"starting {', '.join(SERVICES)} (logs in {log_dir})")
-        running = await _start_services(kafka, log_dir)
-        try:
-            async with (
-                flame_graph(
-                    running.processes["ingest"].pid, args.out / "profile-ingest.svg", what="ingest"
-                ),
-                flame_graph(
-                    running.processes["metrics"].pid,
-                    args.out / "profile-metrics.svg",
-                    what="metrics",
-                ),
-            ):
-                burst_figures = await burst(kafka, running, args.events, args.seed)
-            latency_figures = await latency(
-                kafka, running, rate=args.latency_rate, seconds=args.latency_seconds
+    started = time.monotonic()
+    say(f"generating {args.events:,} + {args.ingest_events:,} upstream messages (seed {args.seed})")
+    streams = Streams(
+        pipeline_stream(args.events, seed=args.seed),
+        pipeline_stream(args.ingest_events, seed=args.seed).messages,
+    )
+    say("  " + ", ".join(f"{kind} {n:,}" for kind, n in streams.burst.kinds.items()))
+    columns: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(args.brokers):
+        with (
+            tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as scratch,
+            running_broker(name, Path(scratch)) as broker,
+        ):
+            say(f"[{name}] {broker.description} on {broker.bootstrap_servers} (logs in {scratch})")
+            columns[name] = await measure(
+                broker, streams, args, Path(scratch), args.out if index == 0 else None
             )
-            memory = {service: peak_rss_mib(p.pid) for service, p in running.processes.items()}
-            memory["broker"] = peak_rss_mib(broker.pid or 0)
-        finally:
-            for client in running.clients.values():
-                await client.aclose()
-            for process in running.processes.values():
-                await stop(process)
-        alone = await metrics_alone(
-            kafka, burst_figures["canonical_events"] + latency_figures["events"], log_dir
-        )
-        ceilings = {}
-        for batched in (False, True):
-            kind = "batched" if batched else "a send() per record"
-            say(f"ceiling: bare aiokafka pass-through of {args.events:,} messages, {kind}")
-            result = await pass_through(
-                kafka,
-                args.events,
-                batched=batched,
-                broker_pid=broker.pid or 0,
-                group="bench-pipeline",
-            )
-            ceilings["batched" if batched else "per_record"] = round(result.events_per_s)
-            say(f"  {result.events_per_s:,.0f} events/s")
-        stream = pipeline_stream(args.ingest_events, seed=args.seed).messages
-        ingest_alone = [
-            await kafka_ingest(kafka, stream, processes=n, log_dir=log_dir) for n in (1, 2)
-        ]
-        default_split = await kafka_ingest(
-            kafka, stream, processes=2, log_dir=log_dir, partitions=kafka.topic_partitions
-        )
-        http = await http_ingest(kafka, args.http_events, log_dir=log_dir)
-        http_publishers = await http_ingest(
-            kafka, args.http_events, log_dir=log_dir, publishers=True
-        )
-    batched_ceiling = ceilings["batched"]
-    stage_rates = {
-        "ingest": burst_figures["ingest_events_per_s"],
-        "ingest alone, 1 process": ingest_alone[0]["events_per_s"],
-        "ingest alone, 2 processes": ingest_alone[1]["events_per_s"],
-        "ingest alone, 2 processes, default partitions": default_split["events_per_s"],
-        "ingest over HTTP": http["events_per_s"],
-        "ingest over HTTP, publishers file": http_publishers["events_per_s"],
-        "metrics (in the pipeline)": burst_figures["metrics_events_per_s"],
-        "metrics (alone, replaying)": alone["events_per_s"],
-        "whole pipeline": burst_figures["pipeline_events_per_s"],
-    }
+    primary, *others = args.brokers
     return {
         "benchmark": "pipeline",
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": f"make bench EVENTS={args.events}",
-        "machine": machine,
-        "burst": burst_figures,
-        "latency": latency_figures,
-        "metrics_alone": alone,
-        "ceilings": {
-            "per_record": {
-                "name": "bare aiokafka pass-through, a send() per record, commit per fetch",
-                "events_per_s": ceilings["per_record"],
-            },
-            "batched": {
-                "name": "bare aiokafka pass-through, batched as ingest publishes, commit per fetch",
-                "events_per_s": batched_ceiling,
-            },
-        },
-        "ingest_alone": ingest_alone,
-        "ingest_alone_default_partitions": default_split,
-        "http": http,
-        "http_publishers": http_publishers,
-        "ratio_to_batched": {
-            stage: round(rate / batched_ceiling, 2) for stage, rate in stage_rates.items()
-        },
-        "scaling_two_processes": round(
-            ingest_alone[1]["events_per_s"] / ingest_alone[0]["events_per_s"], 2
-        ),
-        "scaling_two_processes_default_partitions": round(
-            default_split["events_per_s"] / ingest_alone[0]["events_per_s"], 2
-        ),
-        "http_to_kafka_ingest": round(http["events_per_s"] / ingest_alone[0]["events_per_s"], 2),
-        "http_publishers_to_open": round(http_publishers["events_per_s"] / http["events_per_s"], 2),
-        "peak_rss_mib": memory,
+        "wall_time_s": round(time.monotonic() - started),
+        "machine": {**machine, "broker": columns[primary]["broker"]},
+        **columns[primary],
+        "primary_broker": primary,
+        "other_brokers": {name: columns[name] for name in others},
+        "goals": {name: goals(column) for name, column in columns.items()},
     }
+
+
+def _without_series(column: dict[str, Any]) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(column))
+    copy["burst"].pop("samples", None)
+    copy["latency"].pop("delays_s", None)
+    return copy
 
 
 def write(result: dict[str, Any], out: Path) -> None:
     """``benchmarks.json`` (without the raw series), ``benchmarks.md`` and ``benchmarks.png``."""
     out.mkdir(parents=True, exist_ok=True)
     plot(result, out / "benchmarks.png")
-    summary = json.loads(json.dumps(result))
-    summary["burst"].pop("samples")
-    summary["latency"].pop("delays_s")
+    summary = _without_series(result)
+    summary["other_brokers"] = {
+        name: _without_series(column) for name, column in result["other_brokers"].items()
+    }
     (out / "benchmarks.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (out / "benchmarks.md").write_text(render_markdown(summary), encoding="utf-8")
+
+
+def _brokers(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BROKERS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BROKERS)}, comma-separated")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="upstream messages")
     parser.add_argument("--seed", type=int, default=2029)
+    parser.add_argument(
+        "--brokers",
+        type=_brokers,
+        default=list(BROKERS),
+        help="brokers to measure, comma-separated; the first is the page's main column "
+        f"(default {','.join(BROKERS)})",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved ceiling-and-stage rounds a broker"
+    )
     parser.add_argument("--latency-rate", type=int, default=1000, help="events/s")
     parser.add_argument("--latency-seconds", type=int, default=30)
     parser.add_argument(
@@ -494,10 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.events < 1000:
         parser.error("--events must be at least 1000")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     result = asyncio.run(run(args))
     write(result, args.out)
     say(f"wrote {args.out / 'benchmarks.md'}, benchmarks.json and benchmarks.png")
     say(render_markdown(json.loads((args.out / "benchmarks.json").read_text())))
+    say(f"wall time {result['wall_time_s']} s")
     return 0
 
 

@@ -20,14 +20,181 @@ def percentiles(delays_s: list[float]) -> dict[str, float]:
     }
 
 
+GOALS = (
+    # (what, the stage whose median ratio to the batched ceiling is compared, at least)
+    ("ingest alone (1 process) >= 0.4 of the batched pass-through", "ingest alone, 1 process", 0.4),
+    ("ingest in the pipeline >= 0.4 of the batched pass-through", "ingest", 0.4),
+    ("metrics replay >= 0.8 of the batched pass-through", "metrics (alone, replaying)", 0.8),
+)
+LATENCY_GOAL_MS = 200.0
+
+
+def goals(column: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal with the measured figure and whether it is met (reported, never asserted)."""
+    ratios = column["ratio_to_batched"]
+    met = [
+        {"goal": goal, "measured": ratios[stage], "met": ratios[stage] >= least}
+        for goal, stage, least in GOALS
+    ]
+    latency = column["latency"]
+    p99 = latency["p99_ms"]
+    met.append(
+        {
+            "goal": f"p99 publish -> /metrics <= {LATENCY_GOAL_MS:.0f} ms at 1,000 events/s "
+            f"(measured at {latency['rate_per_s']:,}/s)",
+            "measured": p99,
+            "met": p99 <= LATENCY_GOAL_MS and latency["rate_per_s"] >= 1000,
+        }
+    )
+    return met
+
+
+def _wall_time(summary: dict[str, Any]) -> str:
+    return f" (wall time {summary['wall_time_s'] / 60:.1f} min)" if "wall_time_s" in summary else ""
+
+
 def _machine_line(machine: dict[str, Any]) -> str:
     return (
         f"Machine: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['cpu']}; "
         f"Python {machine['python']}, aiokafka {machine['aiokafka']} (C extension loaded: "
         f"{machine['aiokafka_c_extension']}), FastStream {machine['faststream']}, "
-        f"pydantic {machine['pydantic']}, broker {machine['broker']} (embedded, memory-only, "
-        "on the same machine as the services)."
+        f"pydantic {machine['pydantic']}, broker {machine['broker']}, on the same machine as "
+        "the services."
     )
+
+
+LABELS = {"kafka": "Apache Kafka", "embedded": "embedded broker"}
+STAGE_TITLES = {
+    "ingest": "ingest in the pipeline (burst)",
+    "metrics (in the pipeline)": "metrics in the pipeline (burst)",
+    "whole pipeline": "whole pipeline (burst: first publish to last event folded)",
+}
+RATIOS = (
+    ("ratio_to_batched", "ratio to batched ceiling"),
+    ("ratio_to_java_producer", "ratio to Java producer"),
+    ("ratio_to_java_consumer", "ratio to Java consumer"),
+)
+
+
+def _spread_text(figures: dict[str, Any] | None, digits: int = 2) -> str:
+    """``median (min–max)`` of interleaved runs, or the one value of a single run."""
+    if figures is None:
+        return "–"
+    if figures["runs"] == 1:
+        return f"{figures['median']:,.{digits}f} (once)"
+    return (
+        f"{figures['median']:,.{digits}f} ({figures['min']:,.{digits}f}–"
+        f"{figures['max']:,.{digits}f})"
+    )
+
+
+def _columns(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, figures) of every broker measured, the page's main one first."""
+    main = LABELS.get(summary.get("primary_broker", ""), summary["machine"]["broker"])
+    others = summary.get("other_brokers", {})
+    return [(main, summary), *((LABELS.get(n, n), c) for n, c in others.items())]
+
+
+def _comparison(summary: dict[str, Any]) -> list[str]:
+    """Every broker side by side: each stage's median rate and its ratios with their spread,
+    the goals, the ceilings and anchors, the broker's memory and CPU, the latency. Empty for a
+    summary without interleaved rounds (``stages``)."""
+    if "stages" not in summary:
+        return []
+    columns = _columns(summary)
+    head = ["stage"]
+    keys: list[tuple[int, str]] = []
+    for index, (label, column) in enumerate(columns):
+        head.append(f"{label}: events/s")
+        for key, title in RATIOS:
+            if any(key in stage for stage in column["stages"].values()):
+                head.append(f"{label}: {title}")
+                keys.append((index, key))
+    rows = [f"| {' | '.join(head)} |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for stage in summary["stages"]:
+        cells = [STAGE_TITLES.get(stage, stage)]
+        for index, (_, column) in enumerate(columns):
+            figures = column["stages"].get(stage, {})
+            cells.append(f"{figures['events_per_s']:,}" if figures else "–")
+            cells += [_spread_text(figures.get(key)) for i, key in keys if i == index]
+        rows.append(f"| {' | '.join(cells)} |")
+    anchors = summary.get("java_anchors")
+    rounds = summary["rounds"]
+    lines = [
+        f"## {' and the '.join(label for label, _ in columns)}, side by side",
+        "",
+        f"Each broker was measured in {rounds} interleaved rounds (ceiling, burst, ceiling, ingest "
+        "alone, ceiling, metrics alone, Java anchor): a stage's ratio is to the ceiling measured "
+        "just before it and to the anchor of the same round, given as the median of the rounds "
+        "and, in brackets, the spread (min–max). Stages measured once are compared with the "
+        "medians. The machine has 2 cores shared by broker, services and load, so the spread is "
+        "large; read the medians.",
+        "",
+        *rows,
+        "",
+    ]
+    if anchors is not None:
+        lines += [
+            f"Java anchor: Apache Kafka's own `ProducerPerformance` ({anchors['records']:,} "
+            f"records of {anchors['record_size']} bytes, the upstream messages' mean size, "
+            "acks=all, idempotent, batch.size 256 KiB as the services' producer, as fast as it "
+            "goes; the JVM's warm-up included) gave "
+            f"{_spread_text(anchors['producer_per_s'], 0)} records/s, and "
+            "`ConsumerPerformance` reading them back "
+            f"{_spread_text(anchors['consumer_fetch_per_s'], 0)} records/s (its fetch rate, "
+            "without the group join), from the jars the broker runs, on the same broker. "
+            "Batched ceiling (aiokafka pass-through): "
+            + "; ".join(
+                f"{label} {_spread_text(column['ceilings']['batched']['spread'], 0)} events/s"
+                for label, column in columns
+            )
+            + ".",
+            "",
+        ]
+    lines += _goals_table(summary, columns)
+    lines += _broker_table(columns)
+    return lines
+
+
+def _goals_table(summary: dict[str, Any], columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    goals_by_label = [summary["goals"][name] for name in summary["goals"]]
+    lines = [
+        "### Goals (medians; reported, not asserted)",
+        "",
+        "| goal | " + " | ".join(label for label, _ in columns) + " |",
+        "|---" + "|---" * len(columns) + "|",
+    ]
+    for row, goal in enumerate(goals_by_label[0]):
+        cells = [
+            f"{found[row]['measured']}: {'met' if found[row]['met'] else 'not met'}"
+            for found in goals_by_label
+        ]
+        lines.append(f"| {goal['goal']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _broker_table(columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    lines = [
+        "### The broker, and the latency",
+        "",
+        "| figure | " + " | ".join(label for label, _ in columns) + " |",
+        "|---" + "|---:" * len(columns) + "|",
+        "| broker | " + " | ".join(column["broker"] for _, column in columns) + " |",
+    ]
+    figures = (
+        ("broker peak resident memory (VmHWM), MiB", "broker_usage", "peak_rss_mib"),
+        ("broker resident memory at the end (VmRSS), MiB", "broker_usage", "rss_mib"),
+        ("broker CPU seconds over the whole run", "broker_usage", "cpu_s"),
+        ("latency p50, ms", "latency", "p50_ms"),
+        ("latency p95, ms", "latency", "p95_ms"),
+        ("latency p99, ms", "latency", "p99_ms"),
+        ("latency max, ms", "latency", "max_ms"),
+    )
+    for title, section, key in figures:
+        lines.append(
+            f"| {title} | " + " | ".join(f"{c[section][key]:,}" for _, c in columns) + " |"
+        )
+    return [*lines, ""]
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -41,8 +208,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Benchmark: the whole pipeline",
         "",
-        f"Recorded {summary['recorded_at']} with `{summary['command']}`. Figures are measured "
-        "on this machine, never asserted; run it again to get yours.",
+        f"Recorded {summary['recorded_at']} with `{summary['command']}`"
+        f"{_wall_time(summary)}. Figures are measured on this machine, never asserted; run it "
+        "again to get yours.",
         "",
         _machine_line(summary["machine"]),
         "",
@@ -53,9 +221,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         "![throughput and latency](benchmarks.png)",
         "",
-        "## Throughput",
+        *_comparison(summary),
+        f"## Throughput on {_columns(summary)[0][0]}",
         "",
-        "| stage | events/s | ratio to the batched ceiling |",
+        "| stage | events/s (median) | ratio to the batched ceiling (median) |",
         "|---|---:|---:|",
         f"| upstream producer (the benchmark publishing) | {burst['publish_events_per_s']:,} | |",
         f"| ingest in the pipeline (validate, dedup, publish canonical/DLQ, commit) | "
@@ -102,7 +271,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"most once a second) and had the last one {burst['alerts_done_after_metrics_s']} s "
         "after metrics folded the last event.",
         "",
-        "## Latency: upstream publish to the value on metrics' `/metrics`",
+        f"## Latency on {_columns(summary)[0][0]}: upstream publish to the value on metrics' "
+        "`/metrics`",
         "",
         f"{latency['events']:,} new events at a steady {latency['rate_per_s']:,}/s through "
         "ingest and metrics; `/metrics` scraped every 10 ms.",
@@ -112,7 +282,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"| {latency['p50_ms']} ms | {latency['p95_ms']} ms | {latency['p99_ms']} ms | "
         f"{latency['max_ms']} ms |",
         "",
-        "## Peak resident memory (VmHWM)",
+        f"## Peak resident memory (VmHWM) on {_columns(summary)[0][0]}",
         "",
         "| process | MiB |",
         "|---|---:|",
