@@ -197,22 +197,27 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             if state is None:
                 continue  # revoked while this batch was in flight
             replayed_to = self._ends.target(partition)
-            for record in run:
-                try:
-                    event_type, key, entity = held_of(record.value or b"")
-                except NotAnEvent:
-                    self.policy.invalid(
-                        "not a canonical event",
-                        self._metrics.invalid,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
-                else:
-                    outcomes.append((event_type, apply_record(state, event_type, key, entity)))
-                    if record.offset >= replayed_to:  # a replayed record's age is no latency
-                        timestamps.append(record.timestamp)
-                progress.processed(record)
-                self._positions[partition] = record.offset + 1
+            done = None  # the partition's last record processed, marked once per run
+            try:
+                for record in run:
+                    try:
+                        event_type, key, entity = held_of(record.value or b"")
+                    except NotAnEvent:
+                        self.policy.invalid(
+                            "not a canonical event",
+                            self._metrics.invalid,
+                            partition=record.partition,
+                            offset=record.offset,
+                        )
+                    else:
+                        outcomes.append((event_type, apply_record(state, event_type, key, entity)))
+                        if record.offset >= replayed_to:  # a replayed record's age is no latency
+                            timestamps.append(record.timestamp)
+                    done = record
+            finally:
+                if done is not None:
+                    progress.processed(done)
+                    self._positions[partition] = done.offset + 1
 
     async def commit_positions(self) -> None:
         """Commit, for the group's watchers (see the module docstring), the positions folded
