@@ -50,9 +50,10 @@ e2e-tools: ## the e2e tier's real Prometheus, Alertmanager and Chromium: Debian'
 	       "'prometheus-alertmanager' (or 'alertmanager'), 'chromium' and 'chromedriver' on PATH"; \
 	fi
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) ## ruff, and lint-imports: pure modules import no I/O (pyproject's [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -40,6 +40,7 @@ from services.common.progress import Stall
 from services.common.publishing import OutboundRecord, PublishError, RecordPublisher
 from services.common.reading import (
     ReadTo,
+    StateReader,
     StateReaders,
     read_last,
     read_to_end,
@@ -90,7 +91,7 @@ class Evaluator:
         self.book = AlertBook()
         self.board = IndicatorBoard(roadmap)
         self.window = PipelineWindow(alerts_file.pipeline.window)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: StateReader | None = None
         self._start_read: ReadTo | None = None
         self._recovered = False
         self._caught_up = False
@@ -138,7 +139,7 @@ class Evaluator:
             raise
         self._consumer = consumer
 
-    async def _recover(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    async def _recover(self, consumer: StateReader, partitions: list[TopicPartition]) -> None:
         """Read the alerts topic from the beginning: the latest record per alert is its state."""
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -165,7 +166,7 @@ class Evaluator:
         )
 
     async def _follow_from(
-        self, consumer: AIOKafkaConsumer, kpi: list[TopicPartition], counted: list[TopicPartition]
+        self, consumer: StateReader, kpi: list[TopicPartition], counted: list[TopicPartition]
     ) -> None:
         """Count the last ``pipeline_lookback`` records of the canonical and DLQ partitions
         (further back where offsets are sparse), then follow them, and read the KPI snapshots
@@ -233,7 +234,7 @@ class Evaluator:
             self._failing = error
             log.warning(message, extra={"error": error}, exc_info=exc if trace else None)
 
-    async def _step(self, consumer: AIOKafkaConsumer, interval: timedelta) -> None:
+    async def _step(self, consumer: StateReader, interval: timedelta) -> None:
         """One fetch, then an evaluation when a snapshot came or the interval passed."""
         batches = await consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=5000)
         progress = Progress(record for records in batches.values() for record in records)

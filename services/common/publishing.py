@@ -11,26 +11,27 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 
 from services.common.config import KafkaSettings
 from services.common.kafka import client_options
+from services.common.outbound import OutboundRecord
 from services.common.partitioning import partition_for_key
+
+__all__ = [  # OutboundRecord lives in the pure services.common.outbound; re-exported here
+    "BATCH_BYTES",
+    "MAX_REQUEST_BYTES",
+    "BatchPublisher",
+    "OutboundRecord",
+    "PublishError",
+    "RecordPublisher",
+]
 
 BATCH_BYTES = 256 * 1024
 """Target size of one record batch; below every broker's default message size limit."""
 MAX_REQUEST_BYTES = 1024 * 1024
-
-
-class OutboundRecord(NamedTuple):
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-    partition_key: bytes | None = None
-    """Hashed to choose the partition instead of ``key`` (records of one entity together)."""
 
 
 class PublishError(RuntimeError):

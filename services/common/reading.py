@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -24,6 +25,59 @@ FETCH_WAIT_MS = 500
 RECOVERY_STALL_S = 30.0
 
 RecordSink = Callable[[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], None]
+
+
+class ClusterMetadata(Protocol):
+    def partitions_for_topic(self, topic: str) -> Set[int] | None: ...
+
+
+class MetadataClient(Protocol):
+    async def fetch_all_metadata(self) -> ClusterMetadata: ...
+
+
+class StateReader(Protocol):
+    """What the services call on a ``state_reader``: an ``AIOKafkaConsumer`` on Kafka, the
+    ``service`` test tier's ``InMemoryConsumer`` in memory.
+
+    Assigned partitions, positioned by the caller and fetched from; ``_client`` only for
+    ``topic_partitions``' metadata, ``last_stable_offset`` for the progress watchdog."""
+
+    @property
+    def _client(self) -> MetadataClient: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None: ...
+
+    def assignment(self) -> Set[TopicPartition]: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
+
+    async def position(self, tp: TopicPartition) -> int: ...
+
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None: ...
+
+    async def beginning_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    async def end_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+    def resume(self, *partitions: TopicPartition) -> None: ...
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
 
 
 def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
@@ -41,7 +95,7 @@ def state_reader(kafka: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
     )
 
 
-StateReaders = Callable[[str], AIOKafkaConsumer]
+StateReaders = Callable[[str], StateReader]
 """Builds a ``state_reader`` for a client id: the services take one so that the ``service``
 test tier can hand them an in-memory consumer."""
 
@@ -62,7 +116,7 @@ def offset_reader(kafka: KafkaSettings, *, group: str, client_id: str) -> AIOKaf
     )
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def topic_partitions(consumer: StateReader, topic: str) -> list[TopicPartition]:
     """Every partition of ``topic``, from fresh metadata; ``KafkaError`` while it has none.
 
     ``consumer.topics()`` fetches every topic's metadata but keeps it from the consumer's own,
@@ -82,7 +136,7 @@ class ReadTo:
     (``LogEnds``: the end offsets asked for, raised by the high-water marks fetches report)."""
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], *, exact: bool = False
+        self, consumer: StateReader, ends: dict[TopicPartition, int], *, exact: bool = False
     ) -> None:
         """``exact``: the targets are offsets to stop at, not end offsets to confirm."""
         self._consumer = consumer
@@ -103,7 +157,7 @@ class ReadTo:
 
 
 async def read_to_end(
-    consumer: AIOKafkaConsumer,
+    consumer: StateReader,
     read_to: ReadTo,
     sink: RecordSink,
     *,
@@ -138,7 +192,7 @@ async def read_to_end(
 
 
 async def read_last(
-    consumer: AIOKafkaConsumer,
+    consumer: StateReader,
     partitions: Sequence[TopicPartition],
     count: int,
     sink: RecordSink,

@@ -20,7 +20,7 @@ from contracts.records import (
     DlqHeader,
     DlqRecord,
 )
-from services.common.publishing import OutboundRecord
+from services.common.outbound import OutboundRecord
 from services.ingest.triage import Canonical, DeadLetter
 
 

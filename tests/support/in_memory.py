@@ -20,9 +20,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.common.partitioning import partition_for_key
@@ -72,7 +72,7 @@ class InMemoryKafka:
 
     def readers(self) -> StateReaders:
         """What a service takes for its ``state_reader``s: consumers of this log."""
-        return lambda _client_id: cast(AIOKafkaConsumer, InMemoryConsumer(self))
+        return lambda _client_id: InMemoryConsumer(self)
 
 
 @dataclass
@@ -109,7 +109,8 @@ class InMemoryPublisher:
 
 
 class InMemoryConsumer:
-    """The part of ``AIOKafkaConsumer`` a ``state_reader``'s users call, over ``InMemoryKafka``."""
+    """A ``StateReader`` (the part of ``AIOKafkaConsumer`` a ``state_reader``'s users call) over
+    ``InMemoryKafka``."""
 
     def __init__(self, kafka: InMemoryKafka) -> None:
         self._kafka = kafka
@@ -163,6 +164,10 @@ class InMemoryConsumer:
 
     def highwater(self, tp: TopicPartition) -> int:
         return self._end(tp)
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        """Unknown, as with ``read_uncommitted``: there are no transactions here."""
+        return None
 
     async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self._end(tp) for tp in partitions}
