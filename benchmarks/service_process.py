@@ -15,6 +15,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.config import KafkaSettings
+from services.common.embedded_broker import die_with_parent
 
 
 async def spawn(
@@ -33,7 +34,15 @@ async def spawn(
     cli = Path(sys.executable).with_name("roadmap-monitor")
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
-            str(cli), "run", service, env=env, stdout=out, stderr=out
+            str(cli),
+            "run",
+            service,
+            env=env,
+            stdout=out,
+            stderr=out,
+            # A benchmark killed mid-run (Ctrl-C twice, SIGKILL) took its services with it
+            # only by chance; they kept running and holding ports.
+            preexec_fn=die_with_parent,  # only prctl between fork and exec
         )
 
 
