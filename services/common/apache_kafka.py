@@ -171,6 +171,13 @@ def metadata_brokers(host: str, port: int, timeout: float = 1.0) -> int:
     return int(brokers)
 
 
+BIND_ATTEMPTS = 3
+
+
+class PortTaken(ApacheKafkaError):
+    """A node could not bind a port picked for it: another process took it meanwhile."""
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaNode:
     """One node's ports: clients connect to ``client_port`` (the CLIENT listener, advertised as
@@ -251,7 +258,21 @@ class KafkaBroker:
         return {n: p.pid for n, p in self._processes.items() if p.poll() is None}
 
     def start(self) -> str:
-        """Format and start every node, wait until each answers; return the bootstrap address."""
+        """Format and start every node, wait until each answers; return the bootstrap address.
+
+        The nodes' replication and controller ports are free ones picked here; another process
+        can take one between the pick and the node's bind (parallel test workers did). A node
+        that stops on a port already in use is started again, with the whole cluster on newly
+        picked ports, up to ``BIND_ATTEMPTS`` times."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == BIND_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> str:
         java = java_command()
         jars = classpath()
         self._root = Path(tempfile.mkdtemp(prefix="roadmap-kafka-"))
@@ -370,9 +391,11 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             for node_id, process in self._processes.items():
                 if process.poll() is not None:
-                    raise ApacheKafkaError(
+                    why = self._last_error(node_id)
+                    error = PortTaken if "Address already in use" in why else ApacheKafkaError
+                    raise error(
                         f"Kafka node {node_id} exited with code {process.returncode} during "
-                        f"start-up{self._log_hint(node_id)}"
+                        f"start-up{self._log_hint(node_id)}{': ' + why if why else ''}"
                     )
             if all(
                 metadata_brokers(self.host, node.client_port, timeout=0.5) >= self.node_count
@@ -403,6 +426,18 @@ class KafkaBroker:
         node = next(n for n in self.nodes if n.node_id == node_id)
         self._launch(java_command(), classpath(), node)
         self._wait_until_up()
+
+    def _last_error(self, node_id: int) -> str:
+        """The last ERROR line of a node's log (it is removed with the folder on stop)."""
+        log = self._logs.get(node_id)
+        if log is None:
+            return ""
+        with contextlib.suppress(OSError):
+            log.flush()
+            lines = Path(log.name).read_text(errors="replace").splitlines()
+            errors = [line.strip() for line in lines if "ERROR" in line or "Exception" in line]
+            return errors[-1][-400:] if errors else ""
+        return ""
 
     def _log_hint(self, node_id: int) -> str:
         log = self._logs.get(node_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -112,3 +113,56 @@ def test_without_the_jars_or_maven_the_command_says_what_to_run(tmp_path: Path) 
     assert "install Maven" in last
     assert "make kafka" in last
     assert not (tmp_path / "cache" / jars_dir().name).exists()
+
+
+def test_a_port_taken_between_its_pick_and_the_node_s_bind_is_picked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parallel test workers pick free ports at the same time: a port can be taken between the
+    pick and the node's bind. Here the first replication port picked is held by a listening
+    socket; the node stops on it, and the cluster starts again on newly picked ports."""
+    from services.common import apache_kafka
+
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    picks: list[int] = []
+
+    def pick(host: str = "127.0.0.1") -> int:
+        port = held.getsockname()[1] if len(picks) == 1 else free_port(host)  # 2nd: internal
+        picks.append(port)
+        return port
+
+    monkeypatch.setattr(apache_kafka, "free_port", pick)
+    try:
+        with apache_kafka.KafkaBroker() as broker:
+            node = broker.nodes[0]
+            assert metadata_brokers("127.0.0.1", node.client_port) == 1
+            assert held.getsockname()[1] not in (node.internal_port, node.controller_port)
+        assert held.getsockname()[1] in picks
+        assert len(picks) > 3, "the cluster was not planned again"
+    finally:
+        held.close()
+
+
+def test_a_node_that_cannot_start_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every controller port picked is the held one: after its attempts, the error carries the
+    node's own reason."""
+    from services.common import apache_kafka
+
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    picks: list[int] = []
+
+    def pick(host: str = "127.0.0.1") -> int:  # client, internal, controller, per plan
+        port = held.getsockname()[1] if len(picks) % 3 == 2 else free_port(host)
+        picks.append(port)
+        return port
+
+    monkeypatch.setattr(apache_kafka, "free_port", pick)
+    try:
+        with pytest.raises(apache_kafka.PortTaken, match="Address already in use"):
+            apache_kafka.KafkaBroker().start()
+    finally:
+        held.close()
