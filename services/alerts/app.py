@@ -22,7 +22,6 @@ from services.alerts.group_watch import GroupWatch
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.receivers import build_receivers, resolve_receivers
 from services.alerts.settings import AlertsSettings
-from services.common.batch_policy import BatchPolicy
 from services.common.http import health_app
 from services.common.kafka import make_broker
 from services.common.publishing import BatchPublisher, RecordPublisher
@@ -94,13 +93,7 @@ def create_app(
         broker,
         deliverer,
         metrics,
-        BatchPolicy(
-            service=SERVICE,
-            consumer=delivery_watchdog.consumer_name,
-            errors=gauges.batch_errors,
-            note_error=delivery_watchdog.note_error,
-            retry_max_s=settings.retry_max_s,
-        ),
+        delivery_watchdog.batch_policy(settings.retry_max_s),
         kafka=settings.kafka,
         topic=alerts_topic,
         group_id=settings.delivery_group_id,

@@ -34,7 +34,7 @@ from services.alerts.lifecycle import AlertBook, Moment, evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.pipeline_window import PipelineWindow
 from services.alerts.settings import AlertsSettings
-from services.common.batch_policy import BatchPolicy, Progress
+from services.common.batch_policy import Progress
 from services.common.http import CheckResult
 from services.common.progress import Stall
 from services.common.publishing import OutboundRecord, PublishError, RecordPublisher
@@ -106,13 +106,7 @@ class Evaluator:
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )
-        self.policy = BatchPolicy(
-            service="alerts",
-            consumer=self.watchdog.consumer_name,
-            errors=gauges.batch_errors,
-            note_error=self.watchdog.note_error,
-            retry_max_s=settings.retry_max_s,
-        )
+        self.policy = self.watchdog.batch_policy(settings.retry_max_s)
         for alertname in AlertName:
             for severity in Severity:
                 for state in (AlertState.PENDING, AlertState.FIRING):

@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
-from services.common.batch_policy import BatchErrors
+from services.common.batch_policy import BatchErrors, BatchPolicy
 from services.common.fetch_guard import UNREADABLE
 from services.common.http import CheckResult
 from services.common.periodic import Periodic
@@ -206,6 +206,17 @@ class ConsumerWatchdog:
             return "none seen (the records are readable; is the handler stuck?)"
         text, at = self._last_error
         return f"{text} ({self._monotonic() - at:.0f} s ago)"
+
+    def batch_policy(self, retry_max_s: float) -> BatchPolicy:
+        """The batch policy of the consumer watched here: its errors counted under its name and
+        told to this watchdog."""
+        return BatchPolicy(
+            service=self.service,
+            consumer=self.consumer_name,
+            errors=self._gauges.batch_errors,
+            note_error=self.note_error,
+            retry_max_s=retry_max_s,
+        )
 
     def stalls(self) -> list[Stall]:
         """The partitions stalled at the last check."""

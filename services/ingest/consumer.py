@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.topics import UPSTREAM_TOPIC_BY_TYPE
-from services.common.batch_policy import BatchPolicy, Progress, Seeker
+from services.common.batch_policy import Progress, Seeker
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
@@ -101,13 +101,7 @@ class UpstreamConsumer:
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )
-        self.policy = BatchPolicy(
-            service="ingest",
-            consumer=self.watchdog.consumer_name,
-            errors=gauges.batch_errors,
-            note_error=self.watchdog.note_error,
-            retry_max_s=settings.retry_max_s,
-        )
+        self.policy = self.watchdog.batch_policy(settings.retry_max_s)
 
     async def on_upstream_batch(self, message: KafkaMessage) -> None:
         """Triage and publish a fetched batch, then commit its offsets."""

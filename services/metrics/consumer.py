@@ -26,7 +26,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from contracts.events import EventType
-from services.common.batch_policy import BatchPolicy, Progress
+from services.common.batch_policy import Progress
 from services.common.histograms import observe_all
 from services.common.http import CheckResult
 from services.common.kafka import batch_records, consumer_options, no_decoding, raw_headers
@@ -103,13 +103,7 @@ class CanonicalConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             gauges=gauges,
             stall_after_s=settings.stall_after,
         )
-        self.policy = BatchPolicy(
-            service="metrics",
-            consumer=self.watchdog.consumer_name,
-            errors=gauges.batch_errors,
-            note_error=self.watchdog.note_error,
-            retry_max_s=settings.retry_max_s,
-        )
+        self.policy = self.watchdog.batch_policy(settings.retry_max_s)
 
     # -- assignment ---------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:

@@ -329,13 +329,7 @@ async def test_delivery_delivers_a_record_that_raised_again_instead_of_committin
         gauges=gauges,
         stall_after_s=60,
     )
-    policy = BatchPolicy(
-        service="alerts",
-        consumer="alerts delivery",
-        errors=gauges.batch_errors,
-        note_error=watchdog.note_error,
-        retry_max_s=1,
-    )
+    policy = watchdog.batch_policy(retry_max_s=1)
     _no_wait(policy)
     handler = DeliveryHandler(deliverer, metrics, policy, lambda: consumer)
     transitions = [
