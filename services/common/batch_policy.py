@@ -26,7 +26,7 @@ from typing import Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from services.common.backoff import Attempts, Backoff
 
@@ -66,19 +66,6 @@ class Progress:
                 continue
 
 
-class BatchErrors:
-    """The counter every consumer's unexpected errors go to, declared once per registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.counter = Counter(
-            "roadmap_consumer_batch_errors",
-            "Batches (or records) a consumer failed on unexpectedly; each is read again from "
-            "its first unprocessed record after a back-off.",
-            ["service", "consumer"],
-            registry=registry,
-        )
-
-
 class BatchPolicy:
     """The policy of one consumer: ``invalid``, ``failed`` and ``succeeded``."""
 
@@ -87,13 +74,13 @@ class BatchPolicy:
         *,
         service: str,
         consumer: str,
-        errors: BatchErrors,
+        errors: Counter,
         note_error: Callable[[str], None],
         retry_max_s: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.consumer = consumer
-        self._errors = errors.counter.labels(service, consumer)
+        self._errors = errors.labels(service, consumer)
         self._note_error = note_error
         self._attempts = Attempts(Backoff(initial_s=0.5, max_s=retry_max_s))
         self._sleep = sleep

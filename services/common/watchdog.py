@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.common.batch_policy import BatchErrors, BatchPolicy
+from services.common.batch_policy import BatchPolicy
 from services.common.fetch_guard import UNREADABLE
 from services.common.http import CheckResult
 from services.common.periodic import Periodic
@@ -65,7 +65,13 @@ class ConsumerGauges:
             ["service", "topic", "partition"],
             registry=registry,
         )
-        self.batch_errors = BatchErrors(registry)
+        self.batch_errors = Counter(
+            "roadmap_consumer_batch_errors",
+            "Batches (or records) a consumer failed on unexpectedly; each is read again from "
+            "its first unprocessed record after a back-off.",
+            ["service", "consumer"],
+            registry=registry,
+        )
 
 
 ConsumerSource = Callable[[], AIOKafkaConsumer | None]
